@@ -1,0 +1,138 @@
+"""create_app(settings): the one place where Midas is wired together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp_cors
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+import commands
+import projections
+import queries
+from midas.config import Settings
+from midas.domain.registry import AGGREGATES
+from midas.eventstore import Database, EventStore, EventTypes, Repository
+from midas.eventstore.migrate import migrate
+from midas.eventstore.notifier import Notifier
+from midas.eventstore.store import EVENTS_CHANNEL
+from midas.http import system
+from midas.http.api import Endpoint
+from midas.http.consistency import POSITION_HEADER, ConsistencyGate
+from midas.http.keys import DATABASE, GATE, METRICS, REPOSITORY, RUNNERS, SETTINGS, STORE
+from midas.http.middlewares import (
+    REQUEST_ID_HEADER,
+    HttpMetrics,
+    metrics_middleware,
+    problem_middleware,
+    request_id_middleware,
+)
+from midas.http.openapi import openapi_document
+from midas.projection import CHECKPOINTS_CHANNEL, ProjectionRunner, Projector
+
+VERSION = "0.1.0"
+
+
+def all_endpoints() -> list[Endpoint]:
+    apis = [system.api, *commands.APIS, *queries.APIS]
+    return [endpoint for api in apis for endpoint in api.endpoints]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    projectors: Callable[[], list[Projector]] = projections.all_projectors,
+) -> web.Application:
+    if settings.database_dsn() is None:
+        raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
+    registry = CollectorRegistry()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            request_id_middleware(),
+            metrics_middleware(HttpMetrics(registry)),
+            problem_middleware(),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = registry
+    endpoints = all_endpoints()
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
+                             name=endpoint.handler.__name__)
+    app[system.OPENAPI] = openapi_document(endpoints, title="Midas", version=VERSION)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_event_store)
+    app.cleanup_ctx.append(_projections(projectors))
+    _enable_cors(app, settings.cors_origins)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = Database(
+        settings.database_dsn() or "",
+        settings.database_schema,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        statement_timeout_s=settings.statement_timeout_s,
+    )
+    await migrate(db, settings.migrations_dir)
+    await db.open()
+    app[DATABASE] = db
+    yield
+    await db.close()
+
+
+async def _event_store(app: web.Application) -> AsyncIterator[None]:
+    settings, db = app[SETTINGS], app[DATABASE]
+    notifier = Notifier(db, [EVENTS_CHANNEL, CHECKPOINTS_CHANNEL])
+    notifier.start()
+    store = EventStore(db, max_batch=settings.group_commit_max_batch, notifier=notifier)
+    store.start()
+    app[STORE] = store
+    app[REPOSITORY] = Repository(
+        store, EventTypes(AGGREGATES), snapshot_every=settings.snapshot_every
+    )
+    app[GATE] = ConsistencyGate(db, notifier, settings.consistency_timeout_s)
+    yield
+    await store.close()  # in-flight appends finish first
+    await notifier.stop()
+
+
+def _projections(
+    projectors: Callable[[], list[Projector]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        runners = [
+            ProjectionRunner(
+                app[DATABASE], projector, app[STORE].notifier,
+                batch_size=settings.projection_batch_size,
+                poll_interval_s=settings.poll_interval_s,
+            )
+            for projector in projectors()
+        ]
+        app[RUNNERS] = runners
+        if settings.projections_enabled:
+            for runner in runners:
+                runner.start()
+        yield
+        for runner in runners:
+            await runner.stop()
+
+    return context
+
+
+def _enable_cors(app: web.Application, origins: list[str]) -> None:
+    if not origins:
+        return
+    options = aiohttp_cors.ResourceOptions(
+        allow_credentials=True,
+        allow_headers="*",
+        expose_headers=(POSITION_HEADER, REQUEST_ID_HEADER),
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
+    for route in list(app.router.routes()):
+        cors.add(route)

@@ -1,0 +1,35 @@
+"""The async event store on asyncpg: appends, reads, subscriptions, snapshots, chain."""
+
+from midas.eventstore.database import Database, DatabaseUnavailable, is_unavailable
+from midas.eventstore.repository import (
+    AggregateNotFound,
+    EventTypes,
+    Repository,
+    retry_on_conflict,
+)
+from midas.eventstore.store import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    StoreClosed,
+    StreamAppend,
+)
+
+__all__ = [
+    "AggregateNotFound",
+    "AppendResult",
+    "ConcurrencyConflict",
+    "Database",
+    "DatabaseUnavailable",
+    "EventStore",
+    "EventTypes",
+    "NewEvent",
+    "RecordedEvent",
+    "Repository",
+    "StoreClosed",
+    "StreamAppend",
+    "is_unavailable",
+    "retry_on_conflict",
+]

@@ -1,0 +1,79 @@
+"""Canonical JSON for event payloads and the hash chain over the log.
+
+Event data and metadata must be plain JSON values (str, int, bool, None, lists and
+objects with string keys). Floats are refused: money is integer minor units and rates
+are Decimal strings, and only plain values survive the trip through ``jsonb``
+unchanged, which the hash chain relies on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+GENESIS_HASH = bytes(32)
+
+
+class InvalidEventData(TypeError):
+    pass
+
+
+def check_plain(value: Any, path: str = "$") -> None:
+    """Raise InvalidEventData unless ``value`` is plain JSON data without floats."""
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidEventData(f"{path}: NUL character in string")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_plain(item, f"{path}[{index}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEventData(f"{path}: non-string key {key!r}")
+            check_plain(item, f"{path}.{key}")
+        return
+    raise InvalidEventData(f"{path}: {type(value).__name__} is not plain event data")
+
+
+def canonical(value: Any) -> bytes:
+    """Compact JSON with sorted keys: the form hashed by the chain."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def encode(value: Mapping[str, Any]) -> str:
+    check_plain(value)
+    return canonical(value).decode()
+
+
+def decode(text: str) -> Any:
+    return orjson.loads(text)
+
+
+def event_hash(
+    previous: bytes,
+    position: int,
+    stream_id: UUID,
+    version: int,
+    type_: str,
+    data: bytes,
+    metadata: bytes,
+    recorded_at: datetime,
+) -> bytes:
+    """Hash of one event, covering the previous event's hash (the chain)."""
+    header = orjson.dumps([position, str(stream_id), version, type_, recorded_at.isoformat()])
+    digest = hashlib.sha256(previous)
+    digest.update(header)
+    digest.update(b"\n")
+    digest.update(data)
+    digest.update(b"\n")
+    digest.update(metadata)
+    return digest.digest()

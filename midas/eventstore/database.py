@@ -1,0 +1,120 @@
+"""Connections to PostgreSQL: one pool per process, all objects in one schema."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+# Errors that mean "the database is out of reach", not "the request is wrong".
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL cannot be reached right now; the caller may retry later."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, UNAVAILABLE_ERRORS | (DatabaseUnavailable,))
+
+
+class Database:
+    """A pool plus the schema every connection works in.
+
+    Advisory-lock keys and NOTIFY channels are derived from the schema, so several
+    Midas instances (or tests) can share one PostgreSQL database without interfering.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "public",
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        statement_timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self._min_size = min_size
+        self._max_size = max_size
+        self._statement_timeout_s = statement_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "search_path": self.schema,
+            "application_name": "midas",
+            "statement_timeout": str(int(self._statement_timeout_s * 1000)),
+        }
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=0,
+            max_size=self._max_size,
+            server_settings=self.server_settings,
+            timeout=self._connect_timeout_s,
+            command_timeout=self._statement_timeout_s,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (TimeoutError, *UNAVAILABLE_ERRORS):
+                pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("database is not open")
+        return self._pool
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire(timeout=self._connect_timeout_s) as conn:
+            yield conn
+
+    async def connect(self) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (listeners, leader locks)."""
+        return await asyncpg.connect(
+            self.dsn,
+            server_settings=self.server_settings,
+            timeout=self._connect_timeout_s,
+            command_timeout=self._statement_timeout_s,
+        )
+
+    def lock_key(self, name: str) -> int:
+        """A signed 64-bit advisory-lock key for ``name`` within this schema."""
+        digest = hashlib.blake2b(f"{self.schema}:{name}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    def channel(self, name: str) -> str:
+        return f"{self.schema}_{name}"
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        async with self.acquire() as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)

@@ -1,0 +1,94 @@
+"""LISTEN/NOTIFY fan-out with reconnection.
+
+Notifications are only a wake-up call: they are lost while the listening connection
+is down, so every waiter also wakes on a timeout and re-reads the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+
+from midas.eventstore.database import Database, is_unavailable
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, db: Database, channels: list[str], *, retry_s: float = 0.5) -> None:
+        self._db = db
+        self._channels = [db.channel(c) for c in channels]
+        self._names = dict(zip(self._channels, channels, strict=True))
+        self._retry_s = retry_s
+        self._conditions = {name: asyncio.Condition() for name in channels}
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="midas-notifier")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait(self, channel: str, timeout: float) -> bool:
+        """Wait for a notification on ``channel``; False on timeout."""
+        condition = self._conditions[channel]
+        async with condition:
+            try:
+                await asyncio.wait_for(condition.wait(), timeout)
+                return True
+            except TimeoutError:
+                return False
+
+    async def _wake(self, channel: str) -> None:
+        condition = self._conditions[channel]
+        async with condition:
+            condition.notify_all()
+
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+        name = self._names.get(channel)
+        if name is not None:
+            asyncio.get_running_loop().create_task(self._wake(name))
+
+    async def _run(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self._db.connect()
+                self._lost.clear()
+                conn.add_termination_listener(lambda _c: self._lost.set())
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._on_notify)
+                self.connected.set()
+                # Anything sent while we were away is lost: wake everyone to re-read.
+                for name in self._conditions:
+                    await self._wake(name)
+                await self._watch(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    log.exception("notifier failed")
+            finally:
+                self.connected.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 1)
+            await asyncio.sleep(self._retry_s)
+
+    async def _watch(self, conn: asyncpg.Connection) -> None:
+        while not conn.is_closed():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), 5)
+                return
+            await conn.fetchval("SELECT 1", timeout=5)

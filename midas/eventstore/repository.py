@@ -1,0 +1,197 @@
+"""Load and save eventsourcing aggregates through the async event store.
+
+Event type names are ``Aggregate.Event`` (e.g. ``Item.Registered``). An event's data is
+its own attributes; the library's bookkeeping (id, version, timestamp, topic) lives in
+the stream id, the version and the metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, CanMutateProtocol, Snapshot
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    UUIDAsHex,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+from midas.eventstore.store import (
+    AppendResult,
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+)
+
+log = logging.getLogger(__name__)
+A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+
+_BOOKKEEPING = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+class AggregateNotFound(Exception):
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(f"aggregate {aggregate_id} not found")
+        self.aggregate_id = aggregate_id
+
+
+class EventTypes:
+    """Maps stored type names to event classes, for the aggregates registered here."""
+
+    def __init__(self, aggregates: Iterable[type[Aggregate]] = ()) -> None:
+        self._classes: dict[str, tuple[type[Aggregate], type[Aggregate.Event]]] = {}
+        for aggregate in aggregates:
+            self.register(aggregate)
+
+    def register(self, aggregate: type[Aggregate]) -> None:
+        for attr in vars(aggregate).values():
+            if isinstance(attr, type) and issubclass(attr, Aggregate.Event):
+                if attr is aggregate.Event:
+                    continue
+                self._classes[type_name(aggregate, attr)] = (aggregate, attr)
+
+    def names(self, aggregate: type[Aggregate]) -> list[str]:
+        return [name for name, (agg, _) in self._classes.items() if agg is aggregate]
+
+    def decode(self, recorded: RecordedEvent) -> Aggregate.Event:
+        try:
+            aggregate, event_class = self._classes[recorded.type]
+        except KeyError:
+            raise LookupError(f"unknown event type {recorded.type!r}") from None
+        kwargs: dict[str, Any] = dict(recorded.data)
+        occurred = recorded.metadata.get("occurred_at")
+        kwargs.update(
+            originator_id=recorded.stream_id,
+            originator_version=recorded.version,
+            timestamp=datetime.fromisoformat(occurred) if occurred else recorded.recorded_at,
+        )
+        if issubclass(event_class, Aggregate.Created):
+            kwargs["originator_topic"] = get_topic(aggregate)
+        return event_class(**kwargs)
+
+
+def type_name(aggregate: type[Aggregate], event_class: type) -> str:
+    return f"{aggregate.__name__}.{event_class.__name__}"
+
+
+def encode_event(aggregate: Aggregate, event: Aggregate.Event) -> NewEvent:
+    data = {k: v for k, v in vars(event).items() if k not in _BOOKKEEPING}
+    return NewEvent(
+        type=type_name(type(aggregate), type(event)),
+        data=data,
+        metadata={"occurred_at": event.timestamp.isoformat()},
+    )
+
+
+def _snapshot_transcoder() -> JSONTranscoder:
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return transcoder
+
+
+class Repository:
+    """Aggregates in, aggregates out; snapshots every ``snapshot_every`` events."""
+
+    def __init__(
+        self, store: EventStore, types: EventTypes, *, snapshot_every: int = 50
+    ) -> None:
+        self.store = store
+        self.types = types
+        self.snapshot_every = snapshot_every
+        self._transcoder = _snapshot_transcoder()
+
+    async def get(self, aggregate_id: UUID, *, cls: type[A] | None = None) -> A:
+        aggregate: Any = await self._load_snapshot(aggregate_id)
+        from_version = aggregate.version + 1 if aggregate is not None else 1
+        for recorded in await self.store.read_stream(aggregate_id, from_version):
+            event: CanMutateProtocol[Any] = self.types.decode(recorded)
+            aggregate = event.mutate(aggregate)
+        if aggregate is None or (cls is not None and not isinstance(aggregate, cls)):
+            raise AggregateNotFound(aggregate_id)
+        return aggregate
+
+    async def save(
+        self, *aggregates: Aggregate, metadata: Mapping[str, Any] | None = None
+    ) -> AppendResult:
+        """Append every aggregate's pending events in one atomic append."""
+        streams = []
+        for aggregate in aggregates:
+            pending = aggregate.collect_events()
+            if not pending:
+                continue
+            streams.append(
+                StreamAppend(
+                    stream_id=aggregate.id,
+                    expected_version=pending[0].originator_version - 1,
+                    events=[encode_event(aggregate, event) for event in pending],
+                )
+            )
+        result = await self.store.append(streams, metadata)
+        for stream in streams:
+            await self._maybe_snapshot(stream, aggregates)
+        return result
+
+    async def _maybe_snapshot(
+        self, stream: StreamAppend, aggregates: tuple[Aggregate, ...]
+    ) -> None:
+        after = stream.expected_version + len(stream.events)
+        if after // self.snapshot_every == stream.expected_version // self.snapshot_every:
+            return
+        aggregate = next(a for a in aggregates if a.id == stream.stream_id)
+        snapshot = Snapshot.take(aggregate)
+        state = self._transcoder.encode(snapshot.state)
+        try:
+            async with self.store.db.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO snapshots (stream_id, version, topic, state) VALUES ($1,$2,$3,$4)"
+                    " ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,"
+                    " topic = EXCLUDED.topic, state = EXCLUDED.state, taken_at = now()"
+                    " WHERE snapshots.version < EXCLUDED.version",
+                    aggregate.id, aggregate.version, snapshot.topic, state,
+                )
+        except Exception:  # a snapshot is only a cache
+            log.warning("snapshot not saved", exc_info=True)
+
+    async def _load_snapshot(self, aggregate_id: UUID) -> Aggregate | None:
+        async with self.store.db.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT version, topic, state, taken_at FROM snapshots WHERE stream_id = $1",
+                aggregate_id,
+            )
+        if row is None:
+            return None
+        snapshot = Snapshot(
+            originator_id=aggregate_id,
+            originator_version=row["version"],
+            timestamp=row["taken_at"],
+            topic=row["topic"],
+            state=self._transcoder.decode(bytes(row["state"])),
+        )
+        resolve_topic(row["topic"])  # fail loudly if the class is gone
+        return snapshot.mutate(None)
+
+
+async def retry_on_conflict(
+    handler: Callable[[], Awaitable[T]], *, attempts: int = 8, base_delay_s: float = 0.002
+) -> T:
+    """Run ``handler`` again on fresh state while it loses a version race (bounded)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await handler()
+        except ConcurrencyConflict:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0, base_delay_s * 2**attempt))
+    raise AssertionError("unreachable")

@@ -1,0 +1,326 @@
+"""The async event store on asyncpg, with group commit.
+
+Appends from every task of this process go through one queue. A single writer task
+takes everything pending, and in one transaction: takes the store's advisory lock,
+checks every expected version in one query, refuses only the conflicting appends,
+inserts the rest with one ``unnest`` statement, and commits once. The lock makes
+positions commit in order, so a reader following ``position > last`` never skips one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from midas.eventstore import codec
+from midas.eventstore.database import Database, is_unavailable
+from midas.eventstore.notifier import Notifier
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "events"
+_COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at, hash"
+
+
+class ConcurrencyConflict(Exception):
+    """A stream's version was not the expected one: nothing of the append was written."""
+
+    def __init__(self, conflicts: Mapping[UUID, tuple[int, int]]) -> None:
+        self.conflicts = dict(conflicts)
+        detail = ", ".join(
+            f"{stream} expected version {exp} but is at {act}"
+            for stream, (exp, act) in self.conflicts.items()
+        )
+        super().__init__(f"concurrency conflict: {detail}")
+
+
+class StoreClosed(Exception):
+    """The store is shutting down and takes no more appends."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    stream_id: UUID
+    expected_version: int
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    stream_id: UUID
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    hash: bytes
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> RecordedEvent:
+        return cls(
+            position=row["position"],
+            stream_id=row["stream_id"],
+            version=row["version"],
+            type=row["type"],
+            data=codec.decode(row["data"]),
+            metadata=codec.decode(row["metadata"]),
+            recorded_at=row["recorded_at"],
+            hash=bytes(row["hash"]),
+        )
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    positions: list[int]
+
+    @property
+    def last_position(self) -> int:
+        return self.positions[-1] if self.positions else 0
+
+
+@dataclass
+class _Pending:
+    streams: list[StreamAppend]
+    rows: list[tuple[UUID, str, str, str]]  # stream, type, data json, metadata json
+    future: asyncio.Future[AppendResult]
+
+
+class EventStore:
+    def __init__(
+        self, db: Database, *, max_batch: int = 1000, notifier: Notifier | None = None
+    ) -> None:
+        self.db = db
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self._lock_key = db.lock_key("event-store-writer")
+        self._channel = db.channel(EVENTS_CHANNEL)
+        self._owns_notifier = notifier is None
+        self.notifier = notifier or Notifier(db, [EVENTS_CHANNEL])
+        self.batches_committed = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_forever(), name="midas-writer")
+        self.notifier.start()
+
+    async def close(self) -> None:
+        """Take no new appends, finish the ones already queued, then stop."""
+        self._closed = True
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+        if self._owns_notifier:
+            await self.notifier.stop()
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def append(
+        self,
+        streams: Sequence[StreamAppend],
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append to one or several streams atomically; return the new positions."""
+        if self._closed:
+            raise StoreClosed("the event store is shutting down")
+        pending = self._prepare(streams, metadata or {})
+        if not pending.rows:
+            return AppendResult([])
+        if self._writer is None:
+            self.start()
+        await self._queue.put(pending)
+        # The writer owns the outcome: a cancelled caller must not cancel the commit.
+        return await asyncio.shield(pending.future)
+
+    def _prepare(self, streams: Sequence[StreamAppend], metadata: Mapping[str, Any]) -> _Pending:
+        seen: set[UUID] = set()
+        rows = []
+        for stream in streams:
+            if stream.stream_id in seen:
+                raise ValueError(f"stream {stream.stream_id} appears twice in one append")
+            if stream.expected_version < 0:
+                raise ValueError("expected_version must be >= 0")
+            seen.add(stream.stream_id)
+            for event in stream.events:
+                merged = {**metadata, **event.metadata}
+                rows.append(
+                    (stream.stream_id, event.type, codec.encode(event.data), codec.encode(merged))
+                )
+        future = asyncio.get_running_loop().create_future()
+        # Retrieve the outcome even if the caller was cancelled, so it is never "lost".
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return _Pending(list(streams), rows, future)
+
+    async def _write_forever(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._commit(batch)
+        except Exception as exc:
+            if len(batch) > 1 and not is_unavailable(exc):
+                # One bad append must not sink the others: retry each on its own.
+                for pending in batch:
+                    await self._commit_batch([pending])
+                return
+            if not is_unavailable(exc):
+                log.exception("append failed")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                if isinstance(result, BaseException):
+                    pending.future.set_exception(result)
+                else:
+                    pending.future.set_result(result)
+
+    async def _commit(self, batch: list[_Pending]) -> list[AppendResult | BaseException]:
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
+            head = await conn.fetchrow(
+                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+            )
+            stream_ids = list({s.stream_id for p in batch for s in p.streams})
+            current = {
+                r["id"]: r["version"] or 0
+                for r in await conn.fetch(
+                    "SELECT s.id, (SELECT max(e.version) FROM events e WHERE e.stream_id = s.id)"
+                    " AS version FROM unnest($1::uuid[]) AS s(id)",
+                    stream_ids,
+                )
+            }
+            position = head["position"] if head else 0
+            previous = bytes(head["hash"]) if head else codec.GENESIS_HASH
+            recorded_at = datetime.now(UTC)
+            columns: list[list[Any]] = [[] for _ in range(8)]
+            results: list[AppendResult | BaseException] = []
+            for pending in batch:
+                conflicts = {
+                    s.stream_id: (s.expected_version, current[s.stream_id])
+                    for s in pending.streams
+                    if current[s.stream_id] != s.expected_version
+                }
+                if conflicts:
+                    results.append(ConcurrencyConflict(conflicts))
+                    continue
+                positions = []
+                for stream_id, type_, data, metadata in pending.rows:
+                    current[stream_id] += 1
+                    position += 1
+                    version = current[stream_id]
+                    previous = codec.event_hash(
+                        previous, position, stream_id, version, type_,
+                        data.encode(), metadata.encode(), recorded_at,
+                    )
+                    row = (position, stream_id, version, type_, data, metadata, recorded_at,
+                           previous)
+                    for column, value in zip(columns, row, strict=True):
+                        column.append(value)
+                    positions.append(position)
+                results.append(AppendResult(positions))
+            if columns[0]:
+                await conn.execute(
+                    f"INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
+                    "$1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::jsonb[],"
+                    " $7::timestamptz[], $8::bytea[])",
+                    *columns,
+                )
+                await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
+        self.batches_committed += 1
+        return results
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def read_stream(
+        self, stream_id: UUID, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2"
+                " AND ($3::int IS NULL OR version <= $3) ORDER BY version",
+                stream_id, from_version, to_version,
+            )
+        return [RecordedEvent.from_row(r) for r in rows]
+
+    async def read_all(
+        self, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        async with self.db.acquire() as conn:
+            return await read_all(conn, after, limit, types)
+
+    async def head(self) -> int:
+        async with self.db.acquire() as conn:
+            return await head_position(conn)
+
+    async def subscribe(
+        self, after: int = 0, *, batch_size: int = 1000, poll_interval_s: float = 1.0
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Yield batches of events after ``after``, forever, in position order."""
+        self.notifier.start()
+        while True:
+            try:
+                events = await self.read_all(after, batch_size)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                await asyncio.sleep(poll_interval_s)
+                continue
+            if events:
+                after = events[-1].position
+                yield events
+                continue
+            await self.notifier.wait(EVENTS_CHANNEL, poll_interval_s)
+
+
+async def read_all(
+    conn: asyncpg.Connection, after: int, limit: int, types: Sequence[str] | None = None
+) -> list[RecordedEvent]:
+    if types is None:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            after, limit,
+        )
+    else:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE position > $1 AND type = ANY($3::text[])"
+            " ORDER BY position LIMIT $2",
+            after, limit, list(types),
+        )
+    return [RecordedEvent.from_row(r) for r in rows]
+
+
+async def head_position(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")

@@ -1,0 +1,119 @@
+"""Declared endpoints: one registry feeds the router and the OpenAPI document.
+
+A handler declares its body, query and response models; the wrapper parses and
+validates them (400 for malformed JSON, 422 for invalid fields) before the handler runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from midas.http.problems import Problem, validation_problem
+
+Kind = Literal["command", "query", "system"]
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    kind: Kind
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    tags: tuple[str, ...] = ()
+    content_type: str = "application/json"
+
+
+@dataclass
+class Api:
+    """A group of endpoints (one per module of commands/ or queries/)."""
+
+    tag: str
+    kind: Kind
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        content_type: str = "application/json",
+    ) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            wrapped = _validating(handler, body, query)
+            self.endpoints.append(
+                Endpoint(method, path, wrapped, self.kind, summary, body, query, response,
+                         status, (self.tag,), content_type)
+            )
+            return handler
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, status=kw.pop("status", 201), **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+def _validating(
+    handler: Handler, body_model: type[BaseModel] | None, query_model: type[BaseModel] | None
+) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if query_model is not None:
+            kwargs["query"] = parse_query(request, query_model)
+        if body_model is not None:
+            kwargs["body"] = await parse_body(request, body_model)
+        return await handler(request, **kwargs)
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    if request.content_type not in ("application/json", ""):
+        raise Problem(415, "Send the request body as application/json.")
+    raw = await request.read()
+    try:
+        data = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Problem(400, f"The body is not valid JSON: {exc}", title="Malformed JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc, "body") from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        data[key] = values if len(values) > 1 else values[0]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(exc, "query") from None

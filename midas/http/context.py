@@ -1,0 +1,34 @@
+"""What a command records about who asked and why (event metadata)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+CORRELATION_HEADER = "X-Correlation-Id"
+CAUSATION_HEADER = "X-Causation-Id"
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def command_metadata(request: web.Request) -> dict[str, Any]:
+    """Correlation id, causation id, actor and request id for the events of a command."""
+    request_id = request.get("request_id")
+    correlation = request.headers.get(CORRELATION_HEADER, "")
+    causation = request.headers.get(CAUSATION_HEADER, "")
+    return {
+        "request_id": request_id,
+        "correlation_id": correlation if _ID.match(correlation) else request_id,
+        "causation_id": causation if _ID.match(causation) else request_id,
+        "actor": request.get("actor", "anonymous"),
+    }
+
+
+def path_uuid(request: web.Request, name: str = "id") -> UUID:
+    """A UUID path parameter; anything else is 404 (there is no such resource)."""
+    try:
+        return UUID(request.match_info[name])
+    except ValueError:
+        raise web.HTTPNotFound() from None

@@ -1,0 +1,19 @@
+"""Typed application keys: where create_app puts the wired services."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from midas.config import Settings
+from midas.eventstore import Database, EventStore, Repository
+from midas.http.consistency import ConsistencyGate
+from midas.projection import ProjectionRunner
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+STORE = web.AppKey("store", EventStore)
+REPOSITORY = web.AppKey("repository", Repository)
+GATE = web.AppKey("gate", ConsistencyGate)
+RUNNERS = web.AppKey("runners", list[ProjectionRunner])
+METRICS = web.AppKey("metrics", CollectorRegistry)

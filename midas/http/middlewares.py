@@ -1,0 +1,110 @@
+"""Request id, access metrics and the mapping of every failure to problem+json."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from midas.domain.errors import DomainError, InvalidState
+from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
+from midas.http.problems import Problem, problem_response, unavailable
+from midas.logs import request_id_var
+
+log = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "midas_http_requests", "HTTP requests served", ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "midas_http_request_seconds", "HTTP request latency", ["method", "route"],
+            registry=registry,
+        )
+
+
+def request_id_middleware() -> web.middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    return middleware
+
+
+def metrics_middleware(metrics: HttpMetrics) -> web.middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.requests.labels(request.method, name, str(status)).inc()
+            metrics.latency.labels(request.method, name).observe(time.perf_counter() - start)
+
+    return middleware
+
+
+def problem_middleware() -> web.middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Problem as problem:
+            return problem_response(problem, request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            problem = Problem(exc.status, exc.text if exc.text and exc.status != 404 else None,
+                              headers={k: v for k, v in exc.headers.items()
+                                       if k in ("Allow", "Retry-After")})
+            return problem_response(problem, request)
+        except DomainError as exc:
+            extra = {"state": exc.state} if isinstance(exc, InvalidState) else {}
+            return problem_response(Problem(exc.status, str(exc), **extra), request)
+        except AggregateNotFound:
+            return problem_response(Problem(404, "No such resource."), request)
+        except ConcurrencyConflict:
+            return problem_response(
+                Problem(409, "The resource changed concurrently; retry the request."), request
+            )
+        except StoreClosed:
+            return problem_response(unavailable("The service is shutting down."), request)
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("database unavailable", extra={"error": type(exc).__name__})
+                return problem_response(unavailable(), request)
+            log.exception("unhandled error")
+            return problem_response(
+                Problem(500, "An unexpected error occurred; it has been logged."), request
+            )
+
+    return middleware

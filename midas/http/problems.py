@@ -1,0 +1,82 @@
+"""Errors as ``application/problem+json`` (RFC 9457)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answer: raise it anywhere in a handler."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title or HTTPStatus(status).phrase)
+        self.status = status
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.type = type_
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class ProblemSchema(BaseModel):
+    """The shape of every error answer."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_response(problem: Problem, request: web.Request | None = None) -> web.Response:
+    body = problem.body(request.path if request is not None else None)
+    if request is not None and "request_id" in request:
+        body["request_id"] = request["request_id"]
+    return web.json_response(
+        body, status=problem.status, content_type=PROBLEM_TYPE, headers=problem.headers
+    )
+
+
+def validation_problem(exc: ValidationError, where: str) -> Problem:
+    """422 listing each offending field (never echoing the submitted values)."""
+    errors = [
+        {
+            "field": ".".join(str(part) for part in (where, *err["loc"])),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return Problem(
+        422, "The request has invalid fields.", title="Invalid request", errors=errors
+    )
+
+
+def unavailable(detail: str = "The database is unreachable; try again shortly.") -> Problem:
+    return Problem(503, detail, headers={"Retry-After": "1"})
