@@ -13,6 +13,7 @@ from midas.eventstore.store import (
     EventStore,
     NewEvent,
     RecordedEvent,
+    Statement,
     StoreClosed,
     StreamAppend,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "Repository",
+    "Statement",
     "StoreClosed",
     "StreamAppend",
     "is_unavailable",

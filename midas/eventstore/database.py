@@ -31,7 +31,7 @@ class DatabaseUnavailable(Exception):
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, UNAVAILABLE_ERRORS | (DatabaseUnavailable,))
+    return isinstance(exc, (*UNAVAILABLE_ERRORS, DatabaseUnavailable))
 
 
 class Database:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,6 +30,7 @@ from midas.eventstore.store import (
     EventStore,
     NewEvent,
     RecordedEvent,
+    Statement,
     StreamAppend,
 )
 
@@ -123,7 +124,10 @@ class Repository:
         return aggregate
 
     async def save(
-        self, *aggregates: Aggregate, metadata: Mapping[str, Any] | None = None
+        self,
+        *aggregates: Aggregate,
+        metadata: Mapping[str, Any] | None = None,
+        statements: Sequence[Statement] = (),
     ) -> AppendResult:
         """Append every aggregate's pending events in one atomic append."""
         streams = []
@@ -138,7 +142,7 @@ class Repository:
                     events=[encode_event(aggregate, event) for event in pending],
                 )
             )
-        result = await self.store.append(streams, metadata)
+        result = await self.store.append(streams, metadata, statements=statements)
         for stream in streams:
             await self._maybe_snapshot(stream, aggregates)
         return result

@@ -93,10 +93,23 @@ class AppendResult:
         return self.positions[-1] if self.positions else 0
 
 
+@dataclass(frozen=True)
+class Statement:
+    """SQL run in the append's transaction, only if the append is accepted.
+
+    For state that must change atomically with the events but must not be in them
+    (password hashes, idempotency records). A failing statement fails its append only.
+    """
+
+    sql: str
+    args: tuple[Any, ...] = ()
+
+
 @dataclass
 class _Pending:
     streams: list[StreamAppend]
     rows: list[tuple[UUID, str, str, str]]  # stream, type, data json, metadata json
+    statements: Sequence[Statement]
     future: asyncio.Future[AppendResult]
 
 
@@ -138,11 +151,13 @@ class EventStore:
         self,
         streams: Sequence[StreamAppend],
         metadata: Mapping[str, Any] | None = None,
+        *,
+        statements: Sequence[Statement] = (),
     ) -> AppendResult:
         """Append to one or several streams atomically; return the new positions."""
         if self._closed:
             raise StoreClosed("the event store is shutting down")
-        pending = self._prepare(streams, metadata or {})
+        pending = self._prepare(streams, metadata or {}, statements)
         if not pending.rows:
             return AppendResult([])
         if self._writer is None:
@@ -151,7 +166,12 @@ class EventStore:
         # The writer owns the outcome: a cancelled caller must not cancel the commit.
         return await asyncio.shield(pending.future)
 
-    def _prepare(self, streams: Sequence[StreamAppend], metadata: Mapping[str, Any]) -> _Pending:
+    def _prepare(
+        self,
+        streams: Sequence[StreamAppend],
+        metadata: Mapping[str, Any],
+        statements: Sequence[Statement],
+    ) -> _Pending:
         seen: set[UUID] = set()
         rows = []
         for stream in streams:
@@ -168,7 +188,7 @@ class EventStore:
         future = asyncio.get_running_loop().create_future()
         # Retrieve the outcome even if the caller was cancelled, so it is never "lost".
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return _Pending(list(streams), rows, future)
+        return _Pending(list(streams), rows, statements, future)
 
     async def _write_forever(self) -> None:
         stopping = False
@@ -183,7 +203,13 @@ class EventStore:
                     stopping = True
                     break
                 batch.append(item)
-            await self._commit_batch(batch)
+            try:
+                await self._commit_batch(batch)
+            except Exception as exc:  # the writer must outlive any one batch
+                log.exception("writer failed a batch")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -195,7 +221,8 @@ class EventStore:
                     await self._commit_batch([pending])
                 return
             if not is_unavailable(exc):
-                log.exception("append failed")
+                # The caller gets the exception; its text may carry data, so not logged here.
+                log.warning("append failed", extra={"error": type(exc).__name__})
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
@@ -227,6 +254,7 @@ class EventStore:
             recorded_at = datetime.now(UTC)
             columns: list[list[Any]] = [[] for _ in range(8)]
             results: list[AppendResult | BaseException] = []
+            statements: list[Statement] = []
             for pending in batch:
                 conflicts = {
                     s.stream_id: (s.expected_version, current[s.stream_id])
@@ -251,6 +279,7 @@ class EventStore:
                         column.append(value)
                     positions.append(position)
                 results.append(AppendResult(positions))
+                statements.extend(pending.statements)
             if columns[0]:
                 await conn.execute(
                     f"INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
@@ -258,6 +287,8 @@ class EventStore:
                     " $7::timestamptz[], $8::bytea[])",
                     *columns,
                 )
+                for statement in statements:
+                    await conn.execute(statement.sql, *statement.args)
                 await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
         self.batches_committed += 1
         return results

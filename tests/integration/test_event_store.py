@@ -151,3 +151,24 @@ async def test_closed_store_finishes_queued_appends(db: Database) -> None:
     await store.close()
     results = await asyncio.gather(*pending)
     assert len({r.last_position for r in results}) == 10
+
+
+async def test_statements_run_in_the_append_transaction_only_if_accepted(
+    db: Database, store: EventStore
+) -> None:
+    from midas.eventstore import Statement
+
+    async with db.acquire() as conn:
+        await conn.execute("CREATE TABLE side (k text PRIMARY KEY)")
+    stream = uuid4()
+    await store.append([one(stream, 0)], statements=[Statement("INSERT INTO side VALUES ($1)",
+                                                               ("a",))])
+    with pytest.raises(ConcurrencyConflict):
+        await store.append([one(stream, 0)], statements=[Statement("INSERT INTO side VALUES ($1)",
+                                                                   ("b",))])
+    with pytest.raises(Exception, match="duplicate key"):
+        await store.append([one(uuid4(), 0)], statements=[Statement("INSERT INTO side VALUES ($1)",
+                                                                    ("a",))])
+    async with db.acquire() as conn:
+        assert [r["k"] for r in await conn.fetch("SELECT k FROM side")] == ["a"]
+    assert await store.head() == 1
