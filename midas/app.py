@@ -24,11 +24,13 @@ from midas.http.keys import DATABASE, GATE, METRICS, REPOSITORY, RUNNERS, SETTIN
 from midas.http.middlewares import (
     REQUEST_ID_HEADER,
     HttpMetrics,
+    auth_middleware,
     metrics_middleware,
     problem_middleware,
     request_id_middleware,
 )
 from midas.http.openapi import openapi_document
+from midas.http.permissions import missing_rules
 from midas.projection import CHECKPOINTS_CHANNEL, ProjectionRunner, Projector
 
 VERSION = "0.1.0"
@@ -46,6 +48,11 @@ def create_app(
 ) -> web.Application:
     if settings.database_dsn() is None:
         raise ValueError("create_app needs a database URL (the CLI starts the embedded one)")
+    settings.check_secrets()
+    endpoints = all_endpoints()
+    unguarded = missing_rules((e.method, e.path) for e in endpoints)
+    if unguarded:
+        raise ValueError(f"routes without a permission rule: {', '.join(unguarded)}")
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -53,11 +60,11 @@ def create_app(
             request_id_middleware(),
             metrics_middleware(HttpMetrics(registry)),
             problem_middleware(),
+            auth_middleware(settings),
         ],
     )
     app[SETTINGS] = settings
     app[METRICS] = registry
-    endpoints = all_endpoints()
     for endpoint in endpoints:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
                              name=endpoint.handler.__name__)

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
 
 
 class Settings(BaseSettings):
@@ -43,12 +44,27 @@ class Settings(BaseSettings):
     consistency_timeout_s: float = 3.0
     ready_max_lag: int = 10_000
 
+    # Access tokens (JWT). The default secret is only accepted in development and tests.
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "midas"
+    jwt_audience: str = "midas-api"
+    access_token_ttl_s: int = 15 * 60
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    def check_secrets(self) -> None:
+        """Refuse to run outside development/test with the built-in default secret."""
+        if self.environment == "production" and (
+            self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+            or len(self.jwt_secret.get_secret_value()) < 32
+        ):
+            raise ValueError("set MIDAS_JWT_SECRET (32+ characters) to run in production")
 
     def database_dsn(self) -> str | None:
         return self.database_url.get_secret_value() if self.database_url else None

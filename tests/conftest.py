@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from midas.config import ROOT, Settings
 from midas.eventstore import Database, EventStore
 from midas.eventstore.migrate import migrate
+from midas.http.auth import Role, issue_access_token
 
 MIGRATIONS = ROOT / "migrations"
 
@@ -70,3 +72,25 @@ def settings(pg_dsn: str, schema: str) -> Settings:
         poll_interval_s=0.2,
         consistency_timeout_s=3.0,
     )
+
+
+@pytest.fixture
+async def app_client(aiohttp_client: Any, settings: Settings, pg_dsn: str, schema: str) -> Any:
+    """The whole service over real HTTP (aiohttp's test client), on a clean schema."""
+    from midas.app import create_app
+
+    client = await aiohttp_client(create_app(settings))
+    yield client
+    await client.close()
+    await drop_schema(pg_dsn, schema)
+
+
+@pytest.fixture
+def auth(settings: Settings) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a role (and optionally a given account id)."""
+
+    def headers(role: str = "admin", account_id: UUID | None = None) -> dict[str, str]:
+        token = issue_access_token(settings, account_id or uuid4(), Role(role))
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers

@@ -8,6 +8,9 @@ from uuid import UUID
 
 from aiohttp import web
 
+from midas.http.auth import PRINCIPAL
+from midas.http.requestkeys import REQUEST_ID
+
 CORRELATION_HEADER = "X-Correlation-Id"
 CAUSATION_HEADER = "X-Causation-Id"
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -15,14 +18,16 @@ _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 def command_metadata(request: web.Request) -> dict[str, Any]:
     """Correlation id, causation id, actor and request id for the events of a command."""
-    request_id = request.get("request_id")
+    request_id = request.get(REQUEST_ID)
+    principal = request.get(PRINCIPAL)
     correlation = request.headers.get(CORRELATION_HEADER, "")
     causation = request.headers.get(CAUSATION_HEADER, "")
     return {
         "request_id": request_id,
         "correlation_id": correlation if _ID.match(correlation) else request_id,
         "causation_id": causation if _ID.match(causation) else request_id,
-        "actor": request.get("actor", "anonymous"),
+        "actor": str(principal.account_id) if principal else "anonymous",
+        "actor_role": principal.role.value if principal else None,
     }
 
 

@@ -10,9 +10,13 @@ import uuid
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from midas.config import Settings
 from midas.domain.errors import DomainError, InvalidState
 from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
+from midas.http.auth import PRINCIPAL, InvalidToken, Principal, decode_access_token
+from midas.http.permissions import allows, rule_for
 from midas.http.problems import Problem, problem_response, unavailable
+from midas.http.requestkeys import REQUEST_ID
 from midas.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,7 @@ def request_id_middleware() -> web.middleware:
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        request["request_id"] = request_id
+        request[REQUEST_ID] = request_id
         token = request_id_var.set(request_id)
         try:
             response = await handler(request)
@@ -108,3 +112,42 @@ def problem_middleware() -> web.middleware:
             )
 
     return middleware
+
+
+def auth_middleware(settings: Settings) -> web.middleware:
+    """Authenticate the bearer token, then apply the route's rule from the matrix."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        if resource is None or request.method == "OPTIONS":
+            return await handler(request)
+        rule = rule_for(request.method, resource.canonical)
+        if rule is None:  # unmatched routes (404/405) fall through to aiohttp
+            return await handler(request)
+        principal = _authenticate(settings, request)
+        if principal is not None:
+            request[PRINCIPAL] = principal
+        if not allows(rule, principal.role if principal else None):
+            if principal is None:
+                raise Problem(401, "Sign in to do this.",
+                              headers={"WWW-Authenticate": 'Bearer realm="midas"'})
+            raise Problem(403, "Your role may not do this.")
+        return await handler(request)
+
+    return middleware
+
+
+def _authenticate(settings: Settings, request: web.Request) -> Principal | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "Use an Authorization: Bearer token.",
+                      headers={"WWW-Authenticate": 'Bearer realm="midas"'})
+    try:
+        return decode_access_token(settings, token.strip())
+    except InvalidToken:
+        raise Problem(401, "The access token is invalid or expired.",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None

@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from midas.http.requestkeys import REQUEST_ID
+
 PROBLEM_TYPE = "application/problem+json"
 
 
@@ -56,8 +58,8 @@ class ProblemSchema(BaseModel):
 
 def problem_response(problem: Problem, request: web.Request | None = None) -> web.Response:
     body = problem.body(request.path if request is not None else None)
-    if request is not None and "request_id" in request:
-        body["request_id"] = request["request_id"]
+    if request is not None and REQUEST_ID in request:
+        body["request_id"] = request[REQUEST_ID]
     return web.json_response(
         body, status=problem.status, content_type=PROBLEM_TYPE, headers=problem.headers
     )

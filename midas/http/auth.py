@@ -1,0 +1,86 @@
+"""Who is calling: roles, the principal of a request, access tokens (JWT)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+import jwt
+from aiohttp import web
+
+from midas.config import Settings
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    CONCIERGE = "concierge"
+    ADMIN = "admin"
+    SUPER_ADMIN = "super_admin"
+
+
+STAFF = frozenset({Role.CONCIERGE, Role.ADMIN, Role.SUPER_ADMIN})
+ADMINS = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
+
+
+class InvalidToken(Exception):
+    """The token is missing a claim, expired, forged or otherwise unusable."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: UUID
+    role: Role
+    token_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
+
+
+def issue_access_token(
+    settings: Settings, account_id: UUID, role: Role, *, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": str(account_id),
+        "role": role.value,
+        "jti": uuid.uuid4().hex,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + timedelta(seconds=settings.access_token_ttl_s)).timestamp()),
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), settings.jwt_algorithm)
+
+
+def decode_access_token(settings: Settings, token: str) -> Principal:
+    """Verify signature (only the configured algorithm), expiry, issuer and audience."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["sub", "role", "jti", "iat", "exp", "iss", "aud"]},
+        )
+        return Principal(UUID(claims["sub"]), Role(claims["role"]), claims["jti"])
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise InvalidToken(type(exc).__name__) from None
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def current_principal(request: web.Request) -> Principal | None:
+    return request.get(PRINCIPAL)
+
+
+def require_principal(request: web.Request) -> Principal:
+    principal = current_principal(request)
+    if principal is None:  # the permission middleware normally answers 401 first
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
+    return principal
