@@ -32,8 +32,11 @@ def pg_dsn() -> str:
 
 
 @pytest.fixture
-def schema() -> str:
-    return f"t_{uuid4().hex[:16]}"
+async def schema(pg_dsn: str) -> AsyncIterator[str]:
+    """A fresh schema name, dropped with everything in it after the test."""
+    name = f"t_{uuid4().hex[:16]}"
+    yield name
+    await drop_schema(pg_dsn, name)
 
 
 @pytest.fixture
@@ -43,7 +46,6 @@ async def db(pg_dsn: str, schema: str) -> AsyncIterator[Database]:
     await database.open()
     yield database
     await database.close()
-    await drop_schema(pg_dsn, schema)
 
 
 async def drop_schema(dsn: str, schema: str) -> None:
@@ -82,7 +84,6 @@ async def app_client(aiohttp_client: Any, settings: Settings, pg_dsn: str, schem
     client = await aiohttp_client(create_app(settings))
     yield client
     await client.close()
-    await drop_schema(pg_dsn, schema)
 
 
 @pytest.fixture

@@ -10,18 +10,15 @@ import pytest
 
 from midas.eventstore import Database
 from midas.eventstore.migrate import MigrationError, migrate
-from tests.conftest import MIGRATIONS, drop_schema
+from tests.conftest import MIGRATIONS
 
 
 async def test_concurrent_migrations_apply_each_file_once(pg_dsn: str, schema: str) -> None:
     db = Database(pg_dsn, schema)
-    try:
-        results = await asyncio.gather(*(migrate(db, MIGRATIONS) for _ in range(3)))
-        applied = sorted(m.version for result in results for m in result)
-        assert applied == sorted({int(p.name[:3]) for p in MIGRATIONS.glob("*.sql")})
-        assert await migrate(db, MIGRATIONS) == []
-    finally:
-        await drop_schema(pg_dsn, schema)
+    results = await asyncio.gather(*(migrate(db, MIGRATIONS) for _ in range(3)))
+    applied = sorted(m.version for result in results for m in result)
+    assert applied == sorted({int(p.name[:3]) for p in MIGRATIONS.glob("*.sql")})
+    assert await migrate(db, MIGRATIONS) == []
 
 
 async def test_a_changed_applied_migration_is_refused(
@@ -30,14 +27,11 @@ async def test_a_changed_applied_migration_is_refused(
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder)
     db = Database(pg_dsn, schema)
-    try:
+    await migrate(db, folder)
+    first = sorted(folder.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
         await migrate(db, folder)
-        first = sorted(folder.glob("*.sql"))[0]
-        first.write_text(first.read_text() + "\n-- edited\n")
-        with pytest.raises(MigrationError, match="changed after it was applied"):
-            await migrate(db, folder)
-    finally:
-        await drop_schema(pg_dsn, schema)
 
 
 async def test_badly_named_files_are_refused(tmp_path: Path, pg_dsn: str, schema: str) -> None:

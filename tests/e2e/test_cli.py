@@ -1,0 +1,96 @@
+"""The `midas` command line against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+
+from midas.cli import main
+
+
+@pytest.fixture
+def env(pg_dsn: str, schema: str) -> dict[str, str]:
+    return {"MIDAS_DATABASE_URL": pg_dsn, "MIDAS_DATABASE_SCHEMA": schema,
+            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_JSON": "false"}
+
+
+def query(dsn: str, schema: str, sql: str) -> object:
+    async def run() -> object:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def test_migrate_applies_once(env: dict[str, str], pg_dsn: str, schema: str) -> None:
+    first = CliRunner().invoke(main, ["migrate"], env=env)
+    assert first.exit_code == 0, first.output
+    assert "applied 001_event_store" in first.output
+    second = CliRunner().invoke(main, ["migrate"], env=env)
+    assert second.exit_code == 0 and "applied" not in second.output
+    assert query(pg_dsn, schema, "SELECT count(*) FROM schema_migrations") == len(
+        list(Path("migrations").glob("*.sql")))
+
+
+def test_projections_status_and_rebuild(env: dict[str, str], pg_dsn: str, schema: str) -> None:
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    status = CliRunner().invoke(main, ["projections", "status"], env=env)
+    assert status.exit_code == 0 and "inventory" in status.output
+    rebuilt = CliRunner().invoke(main, ["projections", "rebuild", "inventory"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt up to position 0" in rebuilt.output
+    unknown = CliRunner().invoke(main, ["projections", "rebuild", "nope"], env=env)
+    assert unknown.exit_code == 2 and "no projection named" in unknown.output
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers_on_one_port_and_a_clean_shutdown(env: dict[str, str]) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "midas.cli", "serve", "--workers", "2", "--port", str(port)],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get(f"http://127.0.0.1:{port}/health") == 200
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline, "service did not start"
+                time.sleep(0.2)
+        for _ in range(20):
+            assert get(f"http://127.0.0.1:{port}/ready") == 200
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) >= 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    assert code == 0
