@@ -47,8 +47,9 @@ async def migrate(db: Database, directory: Path) -> list[Migration]:
     migrations = load_migrations(directory)
     conn = await db.connect()
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+        # Lock first: CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin.
         await conn.execute("SELECT pg_advisory_lock($1)", db.lock_key("migrations"))
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY, name text NOT NULL,
