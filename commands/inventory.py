@@ -1,22 +1,34 @@
-"""Inventory commands: register an item, change its rate, deactivate it."""
+"""Inventory commands: register items, rates, status, maintenance windows and plans, and
+bulk operations (each reporting per item what was done or refused)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
-from uuid import UUID
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+from uuid import UUID, uuid4
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category, RateUnit, UnknownLocation
-from midas.domain.inventory import Item
-from midas.eventstore import AppendResult, Repository, retry_on_conflict
+from midas.domain.errors import DomainError
+from midas.domain.inventory import Item, Unavailable
+from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
-from midas.http.keys import REPOSITORY
+from midas.http.keys import CLOCK, DATABASE, REPOSITORY
 from midas.http.problems import Problem
 
 api = Api(tag="inventory", kind="command")
@@ -121,6 +133,247 @@ async def put_rate(request: web.Request, body: ChangeRate) -> web.Response:
 async def post_deactivate(request: web.Request) -> web.Response:
     item_id = path_uuid(request)
     result = await deactivate_item(request.app[REPOSITORY], item_id, command_metadata(request))
+    return command_response(result, {"id": str(item_id)}, status=200)
+
+
+# -- status, maintenance, plans ---------------------------------------------------------
+
+
+class ChangeStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["active", "inactive", "retired"]
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Window:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class MaintenancePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    every_days: int | None = Field(None, ge=1, le=3650)
+    every_rental_hours: int | None = Field(None, ge=1, le=100_000)
+    duration_minutes: int = Field(ge=1, le=60 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> MaintenancePlan:
+        if (self.every_days is None) == (self.every_rental_hours is None):
+            raise ValueError("give exactly one of every_days and every_rental_hours")
+        return self
+
+
+async def on_item(
+    repo: Repository, item_id: UUID, change: Callable[[Item], object],
+    metadata: dict[str, Any],
+) -> AppendResult:
+    """Load the item, apply `change`, save; rerun on a version race."""
+
+    async def attempt() -> AppendResult:
+        item = await repo.get(item_id, cls=Item)
+        change(item)
+        return await repo.save(item, metadata=metadata)
+
+    return await retry_on_conflict(attempt)
+
+
+def conflict_problem(exc: Unavailable) -> Problem:
+    """409 naming what is in the way (these routes are for staff)."""
+    return Problem(409, str(exc), title="Not available", conflicts=[
+        {"kind": o.kind.value, "id": str(o.id), "start": o.interval.start.isoformat(),
+         "end": o.interval.end.isoformat()} for o in exc.conflicts])
+
+
+# Bulk routes come first: /items/bulk/... must not be taken for /items/{id}/....
+# -- bulk operations ------------------------------------------------------------------
+
+
+class ItemSelection(BaseModel):
+    """Either explicit ids or a filter over the inventory (category and/or location)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[UUID] | None = Field(None, max_length=1000)
+    category: Category | None = None
+    location: str | None = Field(None, pattern=r"^[A-Z]{2}-[A-Z]{2}$")
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> ItemSelection:
+        if self.item_ids is None and self.category is None and self.location is None:
+            raise ValueError("select items by item_ids, category or location")
+        return self
+
+
+class BulkRates(ItemSelection):
+    percentage: Decimal = Field(gt=-100, le=1000, description="+10 raises rates by 10 %.")
+
+
+class BulkStatus(ItemSelection):
+    status: Literal["active", "inactive", "retired"]
+
+
+class BulkMaintenance(ItemSelection):
+    start: AwareDatetime
+    end: AwareDatetime
+    note: str = Field("", max_length=500)
+
+
+class BulkOutcome(BaseModel):
+    item_id: UUID
+    outcome: Literal["done", "unchanged", "refused"]
+    detail: str | None = None
+    position: int | None = None
+
+
+class BulkResult(BaseModel):
+    results: list[BulkOutcome]
+
+
+async def _selected(request: web.Request, selection: ItemSelection) -> list[UUID]:
+    if selection.item_ids is not None:
+        return list(dict.fromkeys(selection.item_ids))
+    async with request.app[DATABASE].acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT id FROM inv_items WHERE ($1::text IS NULL OR category = $1)"
+            " AND ($2::text IS NULL OR location = $2) AND status <> 'retired' ORDER BY id",
+            selection.category, selection.location)
+    return [row["id"] for row in rows]
+
+
+async def _bulk(
+    request: web.Request, selection: ItemSelection, change: Callable[[Item], object]
+) -> web.Response:
+    repo, metadata = request.app[REPOSITORY], command_metadata(request)
+    outcomes = []
+    for item_id in await _selected(request, selection):
+        try:
+            result = await on_item(repo, item_id, change, metadata)
+        except (DomainError, AggregateNotFound, ValueError) as exc:
+            detail = "no such item" if isinstance(exc, AggregateNotFound) else str(exc)
+            outcomes.append(BulkOutcome(item_id=item_id, outcome="refused", detail=detail))
+            continue
+        done = result.last_position > 0
+        outcomes.append(BulkOutcome(item_id=item_id, outcome="done" if done else "unchanged",
+                                    position=result.last_position or None))
+    position = max((o.position or 0 for o in outcomes), default=0)
+    body = BulkResult(results=outcomes).model_dump(mode="json")
+    return web.json_response({**body, "position": position},
+                             headers={"Midas-Position": str(position)})
+
+
+@api.post("/api/v1/items/bulk/rates", summary="Change rates by a percentage", body=BulkRates,
+          response=BulkResult, status=200)
+async def post_bulk_rates(request: web.Request, body: BulkRates) -> web.Response:
+    factor = 1 + body.percentage / 100
+
+    def change(item: Item) -> None:
+        item.change_rate(int((item.rate * factor).quantize(Decimal(1), ROUND_HALF_UP)))
+
+    return await _bulk(request, body, change)
+
+
+@api.post("/api/v1/items/bulk/status", summary="Change the status of many items",
+          body=BulkStatus, response=BulkResult, status=200)
+async def post_bulk_status(request: web.Request, body: BulkStatus) -> web.Response:
+    now = request.app[CLOCK]()
+    return await _bulk(request, body, lambda item: item.change_status(body.status, now))
+
+
+@api.post("/api/v1/items/bulk/maintenance", summary="Schedule one maintenance window on "
+          "many items", body=BulkMaintenance, response=BulkResult, status=200)
+async def post_bulk_maintenance(request: web.Request, body: BulkMaintenance) -> web.Response:
+    if body.end <= body.start:
+        raise Problem(422, "end must be after start", title="Invalid request",
+                      errors=[{"field": "body.end", "message": "must be after start",
+                               "type": "value_error"}])
+    return await _bulk(request, body, lambda item: item.schedule_maintenance(
+        uuid4(), body.start, body.end, body.note))
+
+
+@api.put("/api/v1/items/{id}/status", summary="Change an item's status", body=ChangeStatus,
+         response=ItemCommandResult)
+async def put_status(request: web.Request, body: ChangeStatus) -> web.Response:
+    item_id, now = path_uuid(request), request.app[CLOCK]()
+    try:
+        result = await on_item(request.app[REPOSITORY], item_id,
+                               lambda item: item.change_status(body.status, now),
+                               command_metadata(request))
+    except Unavailable as exc:
+        raise conflict_problem(exc) from None
+    return command_response(result, {"id": str(item_id)}, status=200)
+
+
+@api.post("/api/v1/items/{id}/maintenance", summary="Schedule a maintenance window",
+          body=Window)
+async def post_maintenance(request: web.Request, body: Window) -> web.Response:
+    item_id, window_id = path_uuid(request), uuid4()
+    try:
+        result = await on_item(
+            request.app[REPOSITORY], item_id,
+            lambda item: item.schedule_maintenance(window_id, body.start, body.end, body.note),
+            command_metadata(request))
+    except Unavailable as exc:
+        raise conflict_problem(exc) from None
+    return command_response(result, {"id": str(window_id), "item_id": str(item_id)})
+
+
+@api.delete("/api/v1/items/{id}/maintenance/{window_id}", summary="Remove a maintenance window")
+async def delete_maintenance(request: web.Request) -> web.Response:
+    item_id, window_id = path_uuid(request), path_uuid(request, "window_id")
+    result = await on_item(request.app[REPOSITORY], item_id,
+                           lambda item: item.remove_maintenance(window_id),
+                           command_metadata(request))
+    return command_response(result, {"id": str(window_id), "item_id": str(item_id)},
+                            status=200)
+
+
+class ExternalBlock(Window):
+    source: str = Field(min_length=1, max_length=200, examples=["owner calendar"])
+
+
+@api.post("/api/v1/items/{id}/blocks", summary="Block an item (an external calendar)",
+          body=ExternalBlock)
+async def post_block(request: web.Request, body: ExternalBlock) -> web.Response:
+    item_id, block_id = path_uuid(request), uuid4()
+    try:
+        result = await on_item(
+            request.app[REPOSITORY], item_id,
+            lambda item: item.block(block_id, body.start, body.end, body.source),
+            command_metadata(request))
+    except Unavailable as exc:
+        raise conflict_problem(exc) from None
+    return command_response(result, {"id": str(block_id), "item_id": str(item_id)})
+
+
+@api.delete("/api/v1/items/{id}/blocks/{block_id}", summary="Remove an external block")
+async def delete_block(request: web.Request) -> web.Response:
+    item_id, block_id = path_uuid(request), path_uuid(request, "block_id")
+    result = await on_item(request.app[REPOSITORY], item_id,
+                           lambda item: item.unblock(block_id), command_metadata(request))
+    return command_response(result, {"id": str(block_id), "item_id": str(item_id)}, status=200)
+
+
+@api.put("/api/v1/items/{id}/maintenance-plan", summary="Plan maintenance every N days or "
+         "after N rental hours (the next window is placed in the first free slot)",
+         body=MaintenancePlan)
+async def put_maintenance_plan(request: web.Request, body: MaintenancePlan) -> web.Response:
+    item_id, now, window_id = path_uuid(request), request.app[CLOCK](), uuid4()
+    result = await on_item(
+        request.app[REPOSITORY], item_id,
+        lambda item: item.set_maintenance_plan(
+            every_days=body.every_days, every_rental_hours=body.every_rental_hours,
+            duration_minutes=body.duration_minutes, at=now, window_id=window_id),
+        command_metadata(request))
     return command_response(result, {"id": str(item_id)}, status=200)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import aiohttp_cors
 from aiohttp import web
@@ -20,7 +21,20 @@ from midas.eventstore.store import EVENTS_CHANNEL
 from midas.http import system
 from midas.http.api import Endpoint
 from midas.http.consistency import POSITION_HEADER, ConsistencyGate
-from midas.http.keys import DATABASE, GATE, METRICS, REPOSITORY, RUNNERS, SETTINGS, STORE
+from midas.http.idempotency import idempotency_middleware
+from midas.http.keys import (
+    CLOCK,
+    DATABASE,
+    GATE,
+    GOOGLE,
+    LIMITER,
+    METRICS,
+    REPOSITORY,
+    RUNNERS,
+    SCHEDULER,
+    SETTINGS,
+    STORE,
+)
 from midas.http.middlewares import (
     REQUEST_ID_HEADER,
     HttpMetrics,
@@ -31,7 +45,11 @@ from midas.http.middlewares import (
 )
 from midas.http.openapi import openapi_document
 from midas.http.permissions import missing_rules
+from midas.http.ratelimit import RateLimiter, system_clock
 from midas.projection import CHECKPOINTS_CHANNEL, ProjectionRunner, Projector
+from midas.scheduler import Scheduler
+from midas.security.google import GoogleVerifier
+from midas.security.passwords import warm_up
 
 VERSION = "0.1.0"
 
@@ -61,17 +79,21 @@ def create_app(
             metrics_middleware(HttpMetrics(registry)),
             problem_middleware(),
             auth_middleware(settings),
+            idempotency_middleware(endpoints, timedelta(seconds=settings.idempotency_stale_s)),
         ],
     )
     app[SETTINGS] = settings
     app[METRICS] = registry
+    app[CLOCK] = system_clock
     for endpoint in endpoints:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
                              name=endpoint.handler.__name__)
     app[system.OPENAPI] = openapi_document(endpoints, title="Midas", version=VERSION)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_accounts)
     app.cleanup_ctx.append(_event_store)
     app.cleanup_ctx.append(_projections(projectors))
+    app.cleanup_ctx.append(_scheduler)
     _enable_cors(app, settings.cors_origins)
     return app
 
@@ -92,6 +114,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _accounts(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[LIMITER] = RateLimiter(app[DATABASE], clock=lambda: app[CLOCK]())
+    app[GOOGLE] = GoogleVerifier(
+        settings.google_jwks_url, settings.google_client_id, settings.google_jwks_ttl_s
+    )
+    await warm_up(settings.bcrypt_rounds)
+    yield
+    await app[GOOGLE].close()
+
+
 async def _event_store(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[SETTINGS], app[DATABASE]
     notifier = Notifier(db, [EVENTS_CHANNEL, CHECKPOINTS_CHANNEL])
@@ -106,6 +139,21 @@ async def _event_store(app: web.Application) -> AsyncIterator[None]:
     yield
     await store.close()  # in-flight appends finish first
     await notifier.stop()
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Lifecycle timers (hold expiry, automatic check-out/in), from the due_tasks table."""
+    settings = app[SETTINGS]
+    scheduler = Scheduler(
+        app[DATABASE], commands.bookings.scheduler_tasks(app), lambda: app[CLOCK](),
+        delays={"check_in": timedelta(minutes=settings.auto_check_in_after_minutes)},
+        poll_interval_s=settings.scheduler_poll_interval_s,
+    )
+    app[SCHEDULER] = scheduler
+    if settings.scheduler_enabled:
+        scheduler.start()
+    yield
+    await scheduler.stop()
 
 
 def _projections(

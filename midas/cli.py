@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import click
 from aiohttp import web
@@ -144,25 +145,115 @@ def projections_status() -> None:
 @projections.command("rebuild")
 @click.argument("name")
 def projections_rebuild(name: str) -> None:
-    """Empty NAME's read model and replay the whole log into it."""
-    from midas.projection import catch_up, projection_status, reset
+    """Replay the whole log into a shadow copy of NAME's read model, then swap it in.
+
+    Blue/green: queries see the old read model until the new one has caught up.
+    """
+    from midas.replay import rebuild_blue_green
 
     async def run() -> None:
-        projector = next((p for p in _projectors() if p.name == name), None)
-        if projector is None:
-            raise click.BadParameter(f"no projection named {name!r}", param_hint="NAME")
+        projector = _projector(name)
         async with _database() as db:
-            async with db.acquire() as conn:
-                await reset(conn, projector)
-            (status,) = await projection_status(db, [projector])
-            if status.leader:
-                click.echo(f"{name}: reset; the running service is rebuilding it")
-                return
-            await catch_up(db, projector)
-            (status,) = await projection_status(db, [projector])
-            click.echo(f"{name}: rebuilt up to position {status.position}")
+            position = await rebuild_blue_green(db, projector)
+            click.echo(f"{name}: rebuilt up to position {position} (swapped in)")
 
     asyncio.run(run())
+
+
+@projections.command("verify")
+@click.argument("name", required=False)
+@click.option("--all", "every", is_flag=True, help="Verify every projection.")
+def projections_verify(name: str | None, every: bool) -> None:
+    """Rebuild NAME into a shadow copy and report rows that differ from the live one."""
+    from midas.replay import verify
+
+    if every == (name is not None):
+        raise click.UsageError("give a projection NAME or --all")
+    chosen = _projectors() if every else [_projector(name or "")]
+
+    async def run() -> bool:
+        healthy = True
+        async with _database() as db:
+            for projector in chosen:
+                report = await verify(db, projector)
+                healthy &= report.ok
+                _echo_verify(report)
+        return healthy
+
+    if not asyncio.run(run()):
+        sys.exit(1)
+
+
+def _echo_verify(report: Any) -> None:
+    import orjson
+
+    verdict = "ok" if report.ok else "DIFFERS"
+    click.echo(f"{report.name}: {verdict} at position {report.position}")
+    for table in report.tables:
+        for label, rows in (("only in live", table.only_live),
+                            ("only in shadow", table.only_shadow)):
+            for row in rows:
+                click.echo(f"  {table.table}: {label}: {orjson.dumps(row).decode()}")
+        for change in table.changed:
+            click.echo(f"  {table.table}: differs at key {orjson.dumps(change['key']).decode()}:"
+                       f" live {orjson.dumps(change['live']).decode()}"
+                       f" shadow {orjson.dumps(change['shadow']).decode()}")
+
+
+def _projector(name: str) -> Projector:
+    projector = next((p for p in _projectors() if p.name == name), None)
+    if projector is None:
+        raise click.BadParameter(f"no projection named {name!r}", param_hint="NAME")
+    return projector
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts from the command line."""
+
+
+@users.command("create-admin")
+@click.argument("email")
+@click.option("--name", default="Administrator", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "super_admin"]), default="super_admin",
+              show_default=True)
+def users_create_admin(email: str, name: str, role: str) -> None:
+    """Create a staff account; the password is prompted for, or read from stdin."""
+    from midas.security.passwords import WeakPassword, check_password_rules
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        check_password_rules(password)
+    except WeakPassword as exc:
+        raise click.BadParameter(f"the password needs {exc}", param_hint="password") from None
+    account_id = asyncio.run(_create_admin(email, name, role, password))
+    click.echo(f"created {role} {account_id}")
+
+
+async def _create_admin(email: str, name: str, role: str, password: str) -> str:
+    from commands.accounts import create_account
+    from midas.domain.errors import DomainError
+    from midas.domain.registry import AGGREGATES
+    from midas.eventstore import EventStore, EventTypes, Repository
+
+    settings = resolve_database(Settings())
+    async with _database() as db:
+        store = EventStore(db)
+        store.start()
+        try:
+            account_id, _ = await create_account(
+                Repository(store, EventTypes(AGGREGATES)), email=email, name=name,
+                password=password, rounds=settings.bcrypt_rounds, role=role,
+                metadata={"actor": "cli", "actor_role": "system"},
+            )
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await store.close()
+    return str(account_id)
 
 
 def _projectors() -> list[Projector]:
@@ -183,6 +274,10 @@ async def _database() -> AsyncIterator[Database]:
     finally:
         await db.close()
 
+
+from midas.audit.cli import audit  # noqa: E402  (the `midas audit` group, issue 8)
+
+main.add_command(audit)
 
 if __name__ == "__main__":
     main()

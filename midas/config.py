@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     projections_enabled: bool = True
     consistency_timeout_s: float = 3.0
     ready_max_lag: int = 10_000
+    idempotency_stale_s: float = 60.0
 
     # Access tokens (JWT). The default secret is only accepted in development and tests.
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -50,6 +51,32 @@ class Settings(BaseSettings):
     jwt_issuer: str = "midas"
     jwt_audience: str = "midas-api"
     access_token_ttl_s: int = 15 * 60
+
+    # Accounts: passwords, refresh tokens, lockout, per-IP limits, Google sign-in.
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    lockout_threshold: int = 5
+    lockout_base_s: int = 15 * 60
+    lockout_max_s: int = 24 * 3600
+    login_rate_limit: int = 10  # per IP per window
+    login_rate_window_s: int = 60
+    register_rate_limit: int = 10
+    register_rate_window_s: int = 3600
+    refresh_rate_limit: int = 30
+    refresh_rate_window_s: int = 60
+    trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For
+    google_client_id: str | None = None
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    google_jwks_ttl_s: int = 3600
+
+    # Booking lifecycle timers (the hold expiry itself is in the pricing catalogue).
+    scheduler_enabled: bool = True
+    scheduler_poll_interval_s: float = 1.0
+    auto_check_out: bool = True  # confirmed -> active automatically at the start
+    auto_check_in_after_minutes: int = Field(120, ge=0)  # active -> completed after the end
+
+    # Audit (issue 8): HMAC-SHA256 key signing chain-head checkpoints; unset = no checkpoints.
+    audit_signing_key: SecretStr | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod

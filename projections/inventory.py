@@ -15,7 +15,9 @@ ITEMS_TABLE = "inv_items"
 class InventoryProjector:
     name = "inventory"
     tables = (ITEMS_TABLE,)
-    handles = frozenset({"Item.Registered", "Item.RateChanged", "Item.Deactivated"})
+    handles = frozenset(
+        {"Item.Registered", "Item.RateChanged", "Item.Deactivated", "Item.StatusChanged"}
+    )
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         for event in events:
@@ -25,6 +27,8 @@ class InventoryProjector:
                 await self._update(conn, event, "rate = $3", event.data["rate"])
             elif event.type == "Item.Deactivated":
                 await self._update(conn, event, "status = $3", "inactive")
+            elif event.type == "Item.StatusChanged":
+                await self._update(conn, event, "status = $3", event.data["status"])
 
     async def _registered(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
         d = event.data

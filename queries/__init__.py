@@ -1,6 +1,7 @@
 """Query routes (reads of read models and of the log)."""
 
 from midas.http.api import Api
-from queries import inventory
+from queries import accounts, audit, availability, bookings, inventory
 
-APIS: list[Api] = [inventory.api]
+APIS: list[Api] = [inventory.api, availability.api, bookings.api, accounts.api,
+                   audit.api]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -73,6 +76,7 @@ def settings(pg_dsn: str, schema: str) -> Settings:
         log_json=False,
         poll_interval_s=0.2,
         consistency_timeout_s=3.0,
+        bcrypt_rounds=4,
     )
 
 
@@ -87,11 +91,140 @@ async def app_client(aiohttp_client: Any, settings: Settings, pg_dsn: str, schem
 
 
 @pytest.fixture
-def auth(settings: Settings) -> Callable[..., dict[str, str]]:
-    """Authorization headers for a role (and optionally a given account id)."""
+def auth(settings: Settings, pg_dsn: str, schema: str) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a role (and optionally a given account id).
+
+    The auth middleware checks every token's account, so this also records a sign-in row
+    for the account (role, active) in the test's schema, migrating it if need be.
+    """
+
+    migrated: list[bool] = []
 
     def headers(role: str = "admin", account_id: UUID | None = None) -> dict[str, str]:
-        token = issue_access_token(settings, account_id or uuid4(), Role(role))
+        account_id = account_id or uuid4()
+        _run_in_thread(_ensure_account(pg_dsn, schema, account_id, role, not migrated))
+        migrated.append(True)
+        token = issue_access_token(settings, account_id, Role(role))
         return {"Authorization": f"Bearer {token}"}
 
     return headers
+
+
+def _run_in_thread(coroutine: Any) -> None:
+    """Run a coroutine to the end from sync code, even inside a running event loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _ensure_account(
+    dsn: str, schema: str, account_id: UUID, role: str, migrate_first: bool
+) -> None:
+    if migrate_first:
+        await migrate(Database(dsn, schema), MIGRATIONS)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        await conn.execute(
+            "INSERT INTO auth_accounts (account_id, email, role) VALUES ($1, $2, $3)"
+            " ON CONFLICT (account_id) DO UPDATE SET role = EXCLUDED.role",
+            account_id, f"{account_id}@fixture.test", role,
+        )
+    finally:
+        await conn.close()
+
+
+class FakeClock:
+    """An injectable clock for lockout and rate-limit tests (app[CLOCK] before startup)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Any, settings: Settings, pg_dsn: str, schema: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start service instances on the test's schema (several may share it)."""
+    from midas.app import create_app
+    from midas.http.keys import CLOCK
+
+    clients: list[Any] = []
+
+    async def make(clock: Callable[[], datetime] | None = None) -> Any:
+        app = create_app(settings)
+        if clock is not None:
+            app[CLOCK] = clock
+        client = await aiohttp_client(app)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+    await drop_schema(pg_dsn, schema)
+
+
+# -- bookings (issue 4): a service with a manual clock and the scheduler worker off ---------
+
+
+@pytest.fixture
+def booking_clock() -> Any:
+    """A manual clock set to 2026-11-01 12:00 UTC (tests move it)."""
+    from midas.scheduler import ManualClock
+
+    clock = ManualClock()
+    clock.set(datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    return clock
+
+
+@pytest.fixture
+async def booking_services(
+    aiohttp_client: Any, settings: Settings, booking_clock: Any, pg_dsn: str, schema: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start service processes on the test's schema sharing `booking_clock`; the
+    scheduler worker is off so tests run due tasks themselves (`app[SCHEDULER].run_due`)."""
+    from midas.app import create_app
+    from midas.http.keys import CLOCK
+
+    clients: list[Any] = []
+
+    async def start() -> Any:
+        app = create_app(settings.model_copy(update={"scheduler_enabled": False}))
+        app[CLOCK] = booking_clock
+        client = await aiohttp_client(app)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+    await drop_schema(pg_dsn, schema)
+
+
+@pytest.fixture
+async def booking_client(booking_services: Callable[..., Any]) -> Any:
+    return await booking_services()
+
+
+@pytest.fixture
+async def service(settings: Settings, aiohttp_client: Any) -> Callable[..., Any]:
+    """Start the service with setting overrides: ``await service(cors_origins=[...])``.
+
+    Depends on ``settings`` first, so the apps stop before their schema is dropped.
+    """
+    from midas.app import create_app
+
+    async def start(**overrides: Any) -> Any:
+        return await aiohttp_client(create_app(settings.model_copy(update=overrides)))
+
+    return start

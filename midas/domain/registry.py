@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from eventsourcing.domain import Aggregate
 
+from midas.domain.accounts import Account
+from midas.domain.bookings import Booking
 from midas.domain.inventory import Item
+from midas.domain.pricing_policy import PricingPolicy
 
-AGGREGATES: tuple[type[Aggregate], ...] = (Item,)
+AGGREGATES: tuple[type[Aggregate], ...] = (Item, Account, Booking, PricingPolicy)

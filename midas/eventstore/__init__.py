@@ -16,6 +16,7 @@ from midas.eventstore.store import (
     Statement,
     StoreClosed,
     StreamAppend,
+    with_statements,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "StreamAppend",
     "is_unavailable",
     "retry_on_conflict",
+    "with_statements",
 ]

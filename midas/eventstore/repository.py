@@ -27,10 +27,11 @@ from eventsourcing.utils import get_topic, resolve_topic
 from midas.eventstore.store import (
     AppendResult,
     ConcurrencyConflict,
-    EventStore,
+    EventStorePort,
     NewEvent,
     RecordedEvent,
     Statement,
+    StoredSnapshot,
     StreamAppend,
 )
 
@@ -106,7 +107,7 @@ class Repository:
     """Aggregates in, aggregates out; snapshots every ``snapshot_every`` events."""
 
     def __init__(
-        self, store: EventStore, types: EventTypes, *, snapshot_every: int = 50
+        self, store: EventStorePort, types: EventTypes, *, snapshot_every: int = 50
     ) -> None:
         self.store = store
         self.types = types
@@ -157,33 +158,25 @@ class Repository:
         snapshot = Snapshot.take(aggregate)
         state = self._transcoder.encode(snapshot.state)
         try:
-            async with self.store.db.acquire() as conn:
-                await conn.execute(
-                    "INSERT INTO snapshots (stream_id, version, topic, state) VALUES ($1,$2,$3,$4)"
-                    " ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version,"
-                    " topic = EXCLUDED.topic, state = EXCLUDED.state, taken_at = now()"
-                    " WHERE snapshots.version < EXCLUDED.version",
-                    aggregate.id, aggregate.version, snapshot.topic, state,
-                )
+            await self.store.save_snapshot(
+                StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
+                               snapshot.timestamp)
+            )
         except Exception:  # a snapshot is only a cache
             log.warning("snapshot not saved", exc_info=True)
 
     async def _load_snapshot(self, aggregate_id: UUID) -> Aggregate | None:
-        async with self.store.db.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT version, topic, state, taken_at FROM snapshots WHERE stream_id = $1",
-                aggregate_id,
-            )
-        if row is None:
+        stored = await self.store.load_snapshot(aggregate_id)
+        if stored is None:
             return None
         snapshot = Snapshot(
             originator_id=aggregate_id,
-            originator_version=row["version"],
-            timestamp=row["taken_at"],
-            topic=row["topic"],
-            state=self._transcoder.decode(bytes(row["state"])),
+            originator_version=stored.version,
+            timestamp=stored.taken_at,
+            topic=stored.topic,
+            state=self._transcoder.decode(stored.state),
         )
-        resolve_topic(row["topic"])  # fail loudly if the class is gone
+        resolve_topic(stored.topic)  # fail loudly if the class is gone
         return snapshot.mutate(None)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -24,6 +26,7 @@ from midas.eventstore.database import Database, is_unavailable
 from midas.eventstore.notifier import Notifier
 
 log = logging.getLogger(__name__)
+_loads = codec.decode
 
 EVENTS_CHANNEL = "events"
 _COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at, hash"
@@ -59,8 +62,9 @@ class StreamAppend:
     events: Sequence[NewEvent]
 
 
-@dataclass(frozen=True)
-class RecordedEvent:
+class RecordedEvent(NamedTuple):
+    """An event as stored. A named tuple: catch-up reads build hundreds of thousands."""
+
     position: int
     stream_id: UUID
     version: int
@@ -72,16 +76,18 @@ class RecordedEvent:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> RecordedEvent:
-        return cls(
-            position=row["position"],
-            stream_id=row["stream_id"],
-            version=row["version"],
-            type=row["type"],
-            data=codec.decode(row["data"]),
-            metadata=codec.decode(row["metadata"]),
-            recorded_at=row["recorded_at"],
-            hash=bytes(row["hash"]),
-        )
+        position, stream_id, version, type_, data, metadata, recorded_at, hash_ = row
+        return cls(position, stream_id, version, type_, _loads(data), _loads(metadata),
+                   recorded_at, hash_)
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    stream_id: UUID
+    version: int
+    topic: str
+    state: bytes
+    taken_at: datetime
 
 
 @dataclass(frozen=True)
@@ -105,12 +111,49 @@ class Statement:
     args: tuple[Any, ...] = ()
 
 
+_AMBIENT: ContextVar[tuple[Statement, ...]] = ContextVar("midas_ambient_statements", default=())
+
+
+@contextmanager
+def with_statements(*statements: Statement) -> Iterator[None]:
+    """Add ``statements`` to every append made in this context (and tasks it starts).
+
+    The idempotency middleware marks its key "committed" this way, in the very transaction
+    that writes the command's events, without every handler passing it on.
+    """
+    token = _AMBIENT.set(_AMBIENT.get() + statements)
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
+
+
 @dataclass
 class _Pending:
     streams: list[StreamAppend]
     rows: list[tuple[UUID, str, str, str]]  # stream, type, data json, metadata json
     statements: Sequence[Statement]
     future: asyncio.Future[AppendResult]
+
+
+class EventStorePort(Protocol):
+    """What the repository and the command handlers need of an event store."""
+
+    async def append(
+        self,
+        streams: Sequence[StreamAppend],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        statements: Sequence[Statement] = (),
+    ) -> AppendResult: ...
+
+    async def read_stream(
+        self, stream_id: UUID, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]: ...
+
+    async def save_snapshot(self, snapshot: StoredSnapshot) -> None: ...
+
+    async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None: ...
 
 
 class EventStore:
@@ -123,6 +166,7 @@ class EventStore:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._lock_key = db.lock_key("event-store-writer")
+        self._conn: asyncpg.Connection | None = None
         self._channel = db.channel(EVENTS_CHANNEL)
         self._owns_notifier = notifier is None
         self.notifier = notifier or Notifier(db, [EVENTS_CHANNEL])
@@ -142,6 +186,8 @@ class EventStore:
             await self._queue.put(None)
             await self._writer
             self._writer = None
+        if self._conn is not None:
+            await self._abandon_quietly()
         if self._owns_notifier:
             await self.notifier.stop()
 
@@ -157,6 +203,7 @@ class EventStore:
         """Append to one or several streams atomically; return the new positions."""
         if self._closed:
             raise StoreClosed("the event store is shutting down")
+        statements = (*statements, *_AMBIENT.get())
         pending = self._prepare(streams, metadata or {}, statements)
         if not pending.rows:
             return AppendResult([])
@@ -235,65 +282,71 @@ class EventStore:
                     pending.future.set_result(result)
 
     async def _commit(self, batch: list[_Pending]) -> list[AppendResult | BaseException]:
-        async with self.db.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
-            head = await conn.fetchrow(
-                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
-            )
+        """One transaction in four round trips: lock, read state, insert, commit."""
+        conn = await self._connection()
+        try:
+            # Simple-query protocol: BEGIN and the lock in one round trip.
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
             stream_ids = list({s.stream_id for p in batch for s in p.streams})
-            current = {
-                r["id"]: r["version"] or 0
-                for r in await conn.fetch(
-                    "SELECT s.id, (SELECT max(e.version) FROM events e WHERE e.stream_id = s.id)"
-                    " AS version FROM unnest($1::uuid[]) AS s(id)",
-                    stream_ids,
-                )
-            }
-            position = head["position"] if head else 0
-            previous = bytes(head["hash"]) if head else codec.GENESIS_HASH
-            recorded_at = datetime.now(UTC)
-            columns: list[list[Any]] = [[] for _ in range(8)]
-            results: list[AppendResult | BaseException] = []
-            statements: list[Statement] = []
-            for pending in batch:
-                conflicts = {
-                    s.stream_id: (s.expected_version, current[s.stream_id])
-                    for s in pending.streams
-                    if current[s.stream_id] != s.expected_version
-                }
-                if conflicts:
-                    results.append(ConcurrencyConflict(conflicts))
-                    continue
-                positions = []
-                for stream_id, type_, data, metadata in pending.rows:
-                    current[stream_id] += 1
-                    position += 1
-                    version = current[stream_id]
-                    previous = codec.event_hash(
-                        previous, position, stream_id, version, type_,
-                        data.encode(), metadata.encode(), recorded_at,
-                    )
-                    row = (position, stream_id, version, type_, data, metadata, recorded_at,
-                           previous)
-                    for column, value in zip(columns, row, strict=True):
-                        column.append(value)
-                    positions.append(position)
-                results.append(AppendResult(positions))
-                statements.extend(pending.statements)
-            if columns[0]:
-                await conn.execute(
-                    f"INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
-                    "$1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::jsonb[],"
-                    " $7::timestamptz[], $8::bytea[])",
-                    *columns,
-                )
-                for statement in statements:
+            state = await conn.fetchrow(_STATE_SQL, stream_ids)
+            plan = _plan(batch, state)
+            if plan.columns[0]:
+                await conn.execute(_INSERT_SQL, *plan.columns, self._channel)
+                for statement in plan.statements:
                     await conn.execute(statement.sql, *statement.args)
-                await conn.execute("SELECT pg_notify($1, $2)", self._channel, str(position))
+            await conn.execute("COMMIT")
+        except BaseException:
+            await self._abandon(conn)
+            raise
         self.batches_committed += 1
-        return results
+        return plan.results
+
+    async def _abandon_quietly(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except Exception:
+                conn.terminate()
+
+    async def _connection(self) -> asyncpg.Connection:
+        """The writer's own connection: no pool round trips, reopened after a failure."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self.db.connect()
+        return self._conn
+
+    async def _abandon(self, conn: asyncpg.Connection) -> None:
+        try:
+            if not conn.is_closed():
+                await asyncio.wait_for(conn.execute("ROLLBACK"), 2)
+        except Exception:
+            conn.terminate()
+            self._conn = None
 
     # -- reading ---------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: StoredSnapshot) -> None:
+        """Keep the newest snapshot of a stream (a cache: never in the append path)."""
+        async with self.db.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO snapshots (stream_id, version, topic, state, taken_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_id) DO UPDATE SET"
+                " version = EXCLUDED.version, topic = EXCLUDED.topic, state = EXCLUDED.state,"
+                " taken_at = EXCLUDED.taken_at WHERE snapshots.version < EXCLUDED.version",
+                snapshot.stream_id, snapshot.version, snapshot.topic, snapshot.state,
+                snapshot.taken_at,
+            )
+
+    async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None:
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT version, topic, state, taken_at FROM snapshots WHERE stream_id = $1",
+                stream_id,
+            )
+        if row is None:
+            return None
+        return StoredSnapshot(stream_id, row["version"], row["topic"], bytes(row["state"]),
+                              row["taken_at"])
 
     async def read_stream(
         self, stream_id: UUID, from_version: int = 1, to_version: int | None = None
@@ -334,6 +387,63 @@ class EventStore:
                 yield events
                 continue
             await self.notifier.wait(EVENTS_CHANNEL, poll_interval_s)
+
+
+_STATE_SQL = (
+    "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1) AS head,"
+    " (SELECT hash FROM events ORDER BY position DESC LIMIT 1) AS hash,"
+    " array_agg(s.id ORDER BY s.n) AS ids,"
+    " array_agg((SELECT max(e.version) FROM events e WHERE e.stream_id = s.id) ORDER BY s.n)"
+    " AS versions FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, n)"
+)
+_INSERT_SQL = (
+    f"WITH inserted AS (INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
+    "$1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::jsonb[],"
+    " $7::timestamptz[], $8::bytea[]) RETURNING position)"
+    " SELECT pg_notify($9, max(position)::text) FROM inserted"
+)
+
+
+@dataclass
+class _Plan:
+    results: list[AppendResult | BaseException]
+    columns: list[list[Any]]
+    statements: list[Statement]
+
+
+def _plan(batch: list[_Pending], state: asyncpg.Record) -> _Plan:
+    """Accept or refuse each pending append in order; number and hash the accepted."""
+    current = {sid: v or 0 for sid, v in zip(state["ids"] or [], state["versions"] or [],
+                                               strict=True)}
+    position = state["head"] or 0
+    previous = bytes(state["hash"]) if state["hash"] is not None else codec.GENESIS_HASH
+    recorded_at = datetime.now(UTC)
+    plan = _Plan([], [[] for _ in range(8)], [])
+    for pending in batch:
+        conflicts = {
+            s.stream_id: (s.expected_version, current[s.stream_id])
+            for s in pending.streams
+            if current[s.stream_id] != s.expected_version
+        }
+        if conflicts:
+            plan.results.append(ConcurrencyConflict(conflicts))
+            continue
+        positions = []
+        for stream_id, type_, data, metadata in pending.rows:
+            current[stream_id] += 1
+            position += 1
+            version = current[stream_id]
+            previous = codec.event_hash(
+                previous, position, stream_id, version, type_,
+                data.encode(), metadata.encode(), recorded_at,
+            )
+            row = (position, stream_id, version, type_, data, metadata, recorded_at, previous)
+            for column, value in zip(plan.columns, row, strict=True):
+                column.append(value)
+            positions.append(position)
+        plan.results.append(AppendResult(positions))
+        plan.statements.extend(pending.statements)
+    return plan
 
 
 async def read_all(

@@ -33,6 +33,11 @@ class Endpoint:
     status: int = 200
     tags: tuple[str, ...] = ()
     content_type: str = "application/json"
+    idempotent: bool = True  # False: bodies or answers hold secrets, never stored
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.path)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Api:
 
     tag: str
     kind: Kind
+    idempotent: bool = True  # the default of its routes (see Endpoint.idempotent)
     endpoints: list[Endpoint] = field(default_factory=list)
 
     def route(
@@ -54,12 +60,14 @@ class Api:
         response: type[BaseModel] | None = None,
         status: int = 200,
         content_type: str = "application/json",
+        idempotent: bool | None = None,
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             wrapped = _validating(handler, body, query)
             self.endpoints.append(
                 Endpoint(method, path, wrapped, self.kind, summary, body, query, response,
-                         status, (self.tag,), content_type)
+                         status, (self.tag,), content_type,
+                         self.idempotent if idempotent is None else idempotent)
             )
             return handler
 

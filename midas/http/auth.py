@@ -19,10 +19,12 @@ class Role(StrEnum):
     CONCIERGE = "concierge"
     ADMIN = "admin"
     SUPER_ADMIN = "super_admin"
+    AUDITOR = "auditor"  # read-only access to the event log (issue 8)
 
 
 STAFF = frozenset({Role.CONCIERGE, Role.ADMIN, Role.SUPER_ADMIN})
 ADMINS = frozenset({Role.ADMIN, Role.SUPER_ADMIN})
+AUDITORS = frozenset({Role.AUDITOR, Role.SUPER_ADMIN})
 
 
 class InvalidToken(Exception):

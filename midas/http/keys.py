@@ -8,7 +8,10 @@ from prometheus_client import CollectorRegistry
 from midas.config import Settings
 from midas.eventstore import Database, EventStore, Repository
 from midas.http.consistency import ConsistencyGate
+from midas.http.ratelimit import Clock, RateLimiter
 from midas.projection import ProjectionRunner
+from midas.scheduler import Scheduler
+from midas.security.google import GoogleVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
@@ -17,3 +20,7 @@ REPOSITORY = web.AppKey("repository", Repository)
 GATE = web.AppKey("gate", ConsistencyGate)
 RUNNERS = web.AppKey("runners", list[ProjectionRunner])
 METRICS = web.AppKey("metrics", CollectorRegistry)
+CLOCK = web.AppKey("clock", Clock)  # replaceable before startup (lockout tests)
+LIMITER = web.AppKey("limiter", RateLimiter)
+GOOGLE = web.AppKey("google", GoogleVerifier)
+SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -14,10 +14,12 @@ from midas.config import Settings
 from midas.domain.errors import DomainError, InvalidState
 from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
 from midas.http.auth import PRINCIPAL, InvalidToken, Principal, decode_access_token
+from midas.http.keys import DATABASE
 from midas.http.permissions import allows, rule_for
 from midas.http.problems import Problem, problem_response, unavailable
 from midas.http.requestkeys import REQUEST_ID
 from midas.logs import request_id_var
+from midas.security.credentials import access_of
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -127,6 +129,7 @@ def auth_middleware(settings: Settings) -> web.middleware:
             return await handler(request)
         principal = _authenticate(settings, request)
         if principal is not None:
+            await _check_account(request, principal)
             request[PRINCIPAL] = principal
         if not allows(rule, principal.role if principal else None):
             if principal is None:
@@ -151,3 +154,12 @@ def _authenticate(settings: Settings, request: web.Request) -> Principal | None:
     except InvalidToken:
         raise Problem(401, "The access token is invalid or expired.",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+
+
+async def _check_account(request: web.Request, principal: Principal) -> None:
+    """Per request, so deactivation, logout and role changes bind every process at once."""
+    async with request.app[DATABASE].acquire() as conn:
+        access = await access_of(conn, principal.account_id, principal.token_id)
+    if access is None or not access[1] or access[2] or access[0] != principal.role:
+        raise Problem(401, "The access token is no longer valid; sign in again.",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

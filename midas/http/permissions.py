@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from midas.http.auth import ADMINS, STAFF, Role
+from midas.http.auth import ADMINS, AUDITORS, STAFF, Role
 
 PUBLIC = "public"  # no token needed
 AUTHENTICATED = "authenticated"  # any valid token, any role
 Rule = str | frozenset[Role]
+SUPER_ADMINS = frozenset({Role.SUPER_ADMIN})
+CUSTOMERS_AND_ADMINS = frozenset({Role.CUSTOMER, *ADMINS})  # customers close their own
 
 RULES: dict[str, Rule] = {
     # system
@@ -22,12 +24,59 @@ RULES: dict[str, Rule] = {
     "GET /metrics": STAFF,
     "GET /openapi.json": PUBLIC,
     "GET /docs": PUBLIC,
+    # auth and accounts (customers reach only their own account: checked in the handlers)
+    "POST /api/v1/auth/register": PUBLIC,
+    "POST /api/v1/auth/login": PUBLIC,
+    "POST /api/v1/auth/refresh": PUBLIC,
+    "POST /api/v1/auth/logout": PUBLIC,  # revokes the refresh token, and the access token if sent
+    "POST /api/v1/auth/google": PUBLIC,
+    "GET /api/v1/accounts": STAFF,
+    "GET /api/v1/accounts/{id}": AUTHENTICATED,
+    "PUT /api/v1/accounts/{id}/profile": AUTHENTICATED,  # self; admins customers; super any
+    "PUT /api/v1/accounts/{id}/password": AUTHENTICATED,  # one's own only
+    "PUT /api/v1/accounts/{id}/role": SUPER_ADMINS,
+    "POST /api/v1/accounts/{id}/deactivate": CUSTOMERS_AND_ADMINS,
     # inventory
     "POST /api/v1/items": ADMINS,
     "PUT /api/v1/items/{id}/rate": ADMINS,
     "POST /api/v1/items/{id}/deactivate": ADMINS,
     "GET /api/v1/items": PUBLIC,
     "GET /api/v1/items/{id}": PUBLIC,
+    "PUT /api/v1/items/{id}/status": ADMINS,
+    "POST /api/v1/items/{id}/maintenance": ADMINS,
+    "DELETE /api/v1/items/{id}/maintenance/{window_id}": ADMINS,
+    "PUT /api/v1/items/{id}/maintenance-plan": ADMINS,
+    "POST /api/v1/items/{id}/blocks": ADMINS,
+    "DELETE /api/v1/items/{id}/blocks/{block_id}": ADMINS,
+    "POST /api/v1/items/bulk/rates": ADMINS,
+    "POST /api/v1/items/bulk/status": ADMINS,
+    "POST /api/v1/items/bulk/maintenance": ADMINS,
+    "GET /api/v1/items/{id}/calendar": PUBLIC,  # staff see kinds and ids, others busy/free
+    # pricing and availability
+    "POST /api/v1/quotes": PUBLIC,
+    "PUT /api/v1/pricing/locations/{code}/seasons": ADMINS,
+    "PUT /api/v1/pricing/locations/{code}/tax-rate": ADMINS,
+    "GET /api/v1/availability": PUBLIC,
+    # bookings (a customer reaches only their own: checked in the handlers)
+    "POST /api/v1/bookings": AUTHENTICATED,
+    "GET /api/v1/bookings": AUTHENTICATED,
+    "GET /api/v1/bookings/{id}": AUTHENTICATED,
+    "POST /api/v1/bookings/{id}/cancel": AUTHENTICATED,
+    "POST /api/v1/bookings/{id}/confirm": STAFF,
+    "POST /api/v1/bookings/{id}/check-out": STAFF,
+    "POST /api/v1/bookings/{id}/check-in": STAFF,
+    "PUT /api/v1/bookings/{id}/concierge": STAFF,
+    "POST /api/v1/bookings/{id}/force-majeure": ADMINS,
+    # audit (issue 8): the log itself, read only, for auditors and super admins
+    "GET /api/v1/audit/events": AUDITORS,
+    "GET /api/v1/audit/streams/{id}": AUDITORS,
+    "GET /api/v1/audit/streams/{id}/state": AUDITORS,
+    "GET /api/v1/audit/bookings/{id}/timeline": AUDITORS,
+    "GET /api/v1/audit/read-models/{name}": AUDITORS,
+    "GET /api/v1/audit/verify": AUDITORS,
+    "GET /api/v1/audit/checkpoint": AUDITORS,
+    "POST /api/v1/audit/checkpoint/verify": AUDITORS,
+    "GET /api/v1/audit/export": AUDITORS,
 }
 
 

@@ -95,11 +95,9 @@ async def test_writes_need_an_admin(app_client: Any, auth: Any) -> None:
     assert (await app_client.post("/api/v1/items", json=VILLA, headers=forged)).status == 401
 
 
-async def test_a_position_not_reached_answers_503_with_retry_after(
-    app_client: Any, settings: Any
-) -> None:
-    settings.consistency_timeout_s = 0.2
-    response = await app_client.get("/api/v1/items", params={"min_position": 10_000})
+async def test_a_position_not_reached_answers_503_with_retry_after(service: Any) -> None:
+    client = await service(consistency_timeout_s=0.2)
+    response = await client.get("/api/v1/items", params={"min_position": 10_000})
     assert response.status == 503
     assert response.headers["Retry-After"] == "1"
     assert response.content_type == PROBLEM

@@ -10,8 +10,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from midas.app import create_app
-from midas.config import Settings
 from tests.support.tcp_proxy import PostgresProxy
 
 ITEM = {"name": "Phantom", "category": "car", "location": "US-CA", "rate": 180_000}
@@ -33,11 +31,10 @@ async def until(check: Any, timeout: float = 15.0) -> None:
 
 
 async def test_outage_answers_503_then_recovers_without_losing_acknowledged_commands(
-    aiohttp_client: Any, settings: Settings, proxy: PostgresProxy, auth: Any
+    service: Any, proxy: PostgresProxy, auth: Any
 ) -> None:
-    settings = settings.model_copy(update={
-        "database_url": SecretStr(proxy.dsn), "poll_interval_s": 0.1, "consistency_timeout_s": 5.0})
-    client = await aiohttp_client(create_app(settings))
+    client = await service(database_url=SecretStr(proxy.dsn), poll_interval_s=0.1,
+                           consistency_timeout_s=5.0)
     admin = auth("admin")
     acknowledged: list[str] = []
 

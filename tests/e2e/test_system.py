@@ -68,11 +68,8 @@ async def test_wrong_content_type_is_415(app_client: Any, auth: Any) -> None:
     assert response.status == 415
 
 
-async def test_cors_allows_configured_origins_only(
-    aiohttp_client: Any, settings: Settings
-) -> None:
-    settings = settings.model_copy(update={"cors_origins": ["https://app.midas.example"]})
-    client = await aiohttp_client(create_app(settings))
+async def test_cors_allows_configured_origins_only(service: Any) -> None:
+    client = await service(cors_origins=["https://app.midas.example"])
     allowed = await client.options("/api/v1/items", headers={
         "Origin": "https://app.midas.example", "Access-Control-Request-Method": "POST"})
     assert allowed.status == 200

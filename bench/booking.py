@@ -1,0 +1,218 @@
+"""Booking benchmark through the real service (HTTP, a separate server process).
+
+1. Booking commands per second: `--clients` (32) concurrent clients each book, one after
+   another, non-overlapping days on their own share of `--items` (200) items, for
+   `--seconds`. Each booking is a full hold: item + policy loaded, quote, atomic append of
+   `Item.Reserved` + `Booking.Held`.
+2. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
+   of `GET /api/v1/availability` over the items created above (with their bookings).
+
+The service is `python -m midas.cli serve` on a fresh schema (dropped at the end).
+Run: `.venv/bin/python -m bench.booking [--record]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import aiohttp
+import asyncpg
+
+from midas.config import Settings
+from midas.http.auth import Role, issue_access_token
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def _wait_ready(session: aiohttp.ClientSession, base: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            async with session.get(f"{base}/health") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the service did not start")
+
+
+async def _sign_in_rows(dsn: str, schema: str, accounts: dict[Role, UUID]) -> None:
+    """The auth middleware checks each token's account: record the two (as tests do)."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        for role, account in accounts.items():
+            await conn.execute(
+                "INSERT INTO auth_accounts (account_id, email, role) VALUES ($1, $2, $3)",
+                account, f"{account}@bench.test", role.value)
+    finally:
+        await conn.close()
+
+
+async def _items(session: aiohttp.ClientSession, base: str, admin: dict[str, str],
+                 count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        body = {"name": f"Car {n}", "category": "car",
+                "location": ("US-CA", "US-NY", "AE-DU", "US-FL")[n % 4], "rate": 100_000 + n}
+        async with session.post(f"{base}/api/v1/items", json=body, headers=admin) as response:
+            if response.status != 201:
+                raise RuntimeError(f"registering an item: {await response.text()}")
+            ids.append((await response.json())["id"])
+    return ids
+
+
+async def _book_load(
+    session: aiohttp.ClientSession, base: str, customer: dict[str, str], items: list[str],
+    clients: int, seconds: float, first_day: int = 0,
+) -> tuple[int, int, list[float]]:
+    stop = time.monotonic() + seconds
+    done, refused, latencies = 0, 0, []
+
+    async def client(index: int) -> None:
+        nonlocal done, refused
+        mine = items[index::clients]
+        day = 0
+        while time.monotonic() < stop:
+            item = mine[day % len(mine)]
+            start = START + timedelta(days=first_day + 2 * (day // len(mine)))
+            body = {"item_id": item, "start": start.isoformat(),
+                    "end": (start + timedelta(days=1)).isoformat()}
+            began = time.perf_counter()
+            async with session.post(f"{base}/api/v1/bookings", json=body,
+                                    headers=customer) as response:
+                await response.read()
+                latencies.append((time.perf_counter() - began) * 1000)
+                if response.status == 201:
+                    done += 1
+                else:
+                    refused += 1
+            day += 1
+
+    await asyncio.gather(*[client(i) for i in range(clients)])
+    return done, refused, latencies
+
+
+async def _search_load(session: aiohttp.ClientSession, base: str, rate: float,
+                       seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(n: int) -> None:
+        nonlocal errors
+        start = START + timedelta(days=n % 30)
+        params = {"category": "car", "location": ("US-CA", "US-NY")[n % 2],
+                  "start": start.isoformat(), "end": (start + timedelta(days=2)).isoformat(),
+                  "limit": "20"}
+        began = time.perf_counter()
+        async with session.get(f"{base}/api/v1/availability", params=params) as response:
+            await response.read()
+            if response.status != 200:
+                errors += 1
+        latencies.append((time.perf_counter() - began) * 1000)
+
+    tasks = []
+    began = time.monotonic()
+    for n in range(int(rate * seconds)):
+        delay = began + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+async def run(args: argparse.Namespace) -> str:
+    schema = f"bench_booking_{secrets.token_hex(4)}"
+    port = args.port
+    env = {**os.environ, "MIDAS_DATABASE_URL": args.dsn, "MIDAS_DATABASE_SCHEMA": schema,
+           "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_LEVEL": "WARNING",
+           "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4"}
+    server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
+        [sys.executable, "-m", "midas.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL)
+    settings = Settings(environment="test")
+    accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
+    admin, customer = (
+        {"Authorization": f"Bearer {issue_access_token(settings, accounts[role], role)}"}
+        for role in (Role.ADMIN, Role.CUSTOMER))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        connector = aiohttp.TCPConnector(limit=max(args.clients, 64) * 4)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await _wait_ready(session, base)
+            await _sign_in_rows(args.dsn, schema, accounts)
+            items = await _items(session, base, admin, args.items)
+            await _book_load(session, base, customer, items, args.clients, 1.0)  # warm-up
+            done, refused, booking_ms = await _book_load(
+                session, base, customer, items, args.clients, args.seconds, first_day=1000)
+            await asyncio.sleep(1.0)  # let projections catch up
+            search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        conn = await asyncpg.connect(args.dsn)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+    lines = [
+        f"## Bookings {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- Machine: {os.cpu_count()} cores, {platform.machine()}; PostgreSQL {version};"
+        f" Python {platform.python_version()}",
+        "- Service: one `midas serve` process; load from a separate process over HTTP",
+        f"- Command: `python -m bench.booking` ({args.seconds:g} s per measurement)",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| holds/s, {args.clients} clients, {args.items} items |"
+        f" {done / args.seconds:.0f} ({refused} refused) |",
+        f"| hold latency p50 / p99 ms | {_percentile(booking_ms, 0.5):.1f} /"
+        f" {_percentile(booking_ms, 0.99):.1f} |",
+        f"| availability search at {args.rate:g} req/s: p50 / p99 ms |"
+        f" {statistics.median(search_ms):.1f} / {_percentile(search_ms, 0.99):.1f}"
+        f" ({errors} errors, {len(search_ms)} requests) |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dsn", default=os.environ.get("MIDAS_BENCH_DATABASE_URL", DEFAULT_DSN))
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print(report)
+    if args.record:
+        with RESULTS.open("a") as results:
+            results.write("\n" + report)
+
+
+if __name__ == "__main__":
+    main()

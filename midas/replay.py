@@ -1,0 +1,267 @@
+"""Replays into shadow copies of a read model: time travel, verification, blue/green rebuild.
+
+A shadow is a throw-away schema holding empty copies of a projector's tables
+(``CREATE TABLE ... (LIKE live.t INCLUDING ALL)``). A connection whose search_path is
+``shadow, live`` runs the unmodified projector: its writes land in the copies while
+``events`` (and any table it only reads) still resolve to the live schema.
+
+Time travel and verification replay inside one REPEATABLE READ transaction that is
+rolled back, so nothing is left behind and the live tables are read at the very
+snapshot the shadow was built from. A rebuild builds its shadow in committed batches,
+then swaps it in under the checkpoint row lock (blue/green): queries see the old
+complete read model, then the new complete one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from midas.eventstore.database import Database
+from midas.eventstore.store import head_position, read_all
+from midas.projection import Projector, ensure_checkpoint
+
+BATCH = 1000
+MAX_REPORTED_ROWS = 100
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def create_shadow(conn: asyncpg.Connection, live: str, projector: Projector) -> str:
+    """A new schema with empty copies of the projector's tables; return its name."""
+    shadow = f"{live}__shadow_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"CREATE SCHEMA {_quote(shadow)}")
+    for table in projector.tables:
+        await conn.execute(
+            f"CREATE TABLE {_quote(shadow)}.{_quote(table)}"
+            f" (LIKE {_quote(live)}.{_quote(table)} INCLUDING ALL)"
+        )
+    return shadow
+
+
+async def use_schemas(conn: asyncpg.Connection, *schemas: str) -> None:
+    await conn.execute(f"SET search_path = {', '.join(_quote(s) for s in schemas)}")
+
+
+async def replay(
+    conn: asyncpg.Connection, projector: Projector, after: int, upto: int,
+    *, batch: int = BATCH,
+) -> int:
+    """Apply the projector's events in (after, upto] on ``conn``; return ``upto``."""
+    types = sorted(projector.handles)
+    while after < upto:
+        events = [e for e in await read_all(conn, after, batch, types) if e.position <= upto]
+        if events:
+            await projector.apply(conn, events)
+        if len(events) < batch:
+            break
+        after = events[-1].position
+    return upto
+
+
+# -- reading and comparing tables ---------------------------------------------------------
+
+
+async def primary_key(conn: asyncpg.Connection, schema: str, table: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+        " AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND i.indrelid = $1::regclass"
+        " ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        f"{_quote(schema)}.{_quote(table)}",
+    )
+    return [r["attname"] for r in rows]
+
+
+async def table_rows(
+    conn: asyncpg.Connection, schema: str, table: str, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Rows as JSON objects, ordered by primary key (or the whole row)."""
+    key = await primary_key(conn, schema, table)
+    order = ", ".join(f"t.{_quote(c)}" for c in key) or "to_jsonb(t)::text"
+    rows = await conn.fetch(
+        f"SELECT to_jsonb(t)::text AS row FROM {_quote(schema)}.{_quote(table)} t"
+        f" ORDER BY {order} LIMIT $1",
+        limit,
+    )
+    return [orjson.loads(r["row"]) for r in rows]
+
+
+@dataclass
+class TableDiff:
+    table: str
+    only_live: list[dict[str, Any]] = field(default_factory=list)
+    only_shadow: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)  # {key, live, shadow}
+
+    @property
+    def ok(self) -> bool:
+        return not (self.only_live or self.only_shadow or self.changed)
+
+
+async def diff_table(
+    conn: asyncpg.Connection, live: str, shadow: str, table: str
+) -> TableDiff:
+    """Rows that differ, matched by primary key (tables without one: whole rows)."""
+    key = await primary_key(conn, live, table)
+    rows = await conn.fetch(
+        f"(SELECT 'live' AS side, to_jsonb(t)::text AS row FROM {_quote(live)}.{_quote(table)} t"
+        f" EXCEPT SELECT 'live', to_jsonb(s)::text FROM {_quote(shadow)}.{_quote(table)} s)"
+        " UNION ALL"
+        f" (SELECT 'shadow', to_jsonb(s)::text FROM {_quote(shadow)}.{_quote(table)} s"
+        f" EXCEPT SELECT 'shadow', to_jsonb(t)::text FROM {_quote(live)}.{_quote(table)} t)"
+        f" LIMIT {MAX_REPORTED_ROWS * 2}"
+    )
+    live_rows: dict[str, dict[str, Any]] = {}
+    shadow_rows: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        value = orjson.loads(r["row"])
+        ident = orjson.dumps([value.get(c) for c in key] if key else value).decode()
+        (live_rows if r["side"] == "live" else shadow_rows)[ident] = value
+    result = TableDiff(table)
+    for ident, value in live_rows.items():
+        if ident in shadow_rows:
+            result.changed.append(
+                {"key": orjson.loads(ident), "live": value, "shadow": shadow_rows[ident]}
+            )
+        else:
+            result.only_live.append(value)
+    result.only_shadow = [v for i, v in shadow_rows.items() if i not in live_rows]
+    return result
+
+
+# -- time travel and verification: one rolled-back transaction ----------------------------
+
+
+async def _in_rolled_back_shadow(
+    db: Database, projector: Projector, position: int | None, work: Any
+) -> Any:
+    conn = await db.connect()
+    try:
+        tr = conn.transaction(isolation="repeatable_read")
+        await tr.start()
+        try:
+            if position is None:
+                await ensure_checkpoint(conn, projector.name)
+                position = await conn.fetchval(
+                    "SELECT position FROM projection_checkpoints WHERE name = $1",
+                    projector.name,
+                )
+            shadow = await create_shadow(conn, db.schema, projector)
+            await use_schemas(conn, shadow, db.schema)
+            await replay(conn, projector, 0, position)
+            return await work(conn, shadow, position)
+        finally:
+            await tr.rollback()
+    finally:
+        await conn.close()
+
+
+async def read_model_as_of(
+    db: Database, projector: Projector, position: int, *, limit: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The projector's tables as they were when the log ended at ``position``."""
+
+    async def read(conn: asyncpg.Connection, shadow: str, _: int) -> dict[str, Any]:
+        return {t: await table_rows(conn, shadow, t, limit) for t in projector.tables}
+
+    return await _in_rolled_back_shadow(db, projector, position, read)
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    position: int
+    tables: list[TableDiff]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tables)
+
+
+async def verify(db: Database, projector: Projector) -> VerifyReport:
+    """Rebuild into a shadow up to the live checkpoint and compare row by row."""
+
+    async def compare(conn: asyncpg.Connection, shadow: str, position: int) -> VerifyReport:
+        diffs = [await diff_table(conn, db.schema, shadow, t) for t in projector.tables]
+        return VerifyReport(projector.name, position, diffs)
+
+    return await _in_rolled_back_shadow(db, projector, None, compare)
+
+
+# -- blue/green rebuild -------------------------------------------------------------------
+
+
+async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int = BATCH) -> int:
+    """Build a shadow to the head, then swap it in atomically; return the new checkpoint."""
+    conn = await db.connect()
+    shadow = None
+    try:
+        await ensure_checkpoint(conn, projector.name)
+        shadow = await create_shadow(conn, db.schema, projector)
+        await use_schemas(conn, shadow, db.schema)
+        built = 0
+        while True:  # committed batches: no long transaction while the bulk is replayed
+            head = await head_position(conn)
+            if built >= head:
+                break
+            async with conn.transaction():
+                built = await replay(conn, projector, built, min(head, built + batch * 10),
+                                     batch=batch)
+        async with conn.transaction():
+            # Fences the live runner: it re-reads this row FOR UPDATE before every batch.
+            await conn.fetchval(
+                "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+                projector.name,
+            )
+            head = await head_position(conn)
+            built = await replay(conn, projector, built, head, batch=batch)
+            await _swap(conn, db.schema, shadow, projector.tables)
+            await conn.execute(
+                "UPDATE projection_checkpoints SET position = $2, updated_at = now()"
+                " WHERE name = $1", projector.name, built,
+            )
+        return built
+    finally:
+        if shadow is not None:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {_quote(shadow)} CASCADE")
+        await conn.close()
+
+
+async def _swap(
+    conn: asyncpg.Connection, live: str, shadow: str, tables: Sequence[str]
+) -> None:
+    """Move the live tables out and the shadow tables in, keeping the index names."""
+    retired = f"{shadow}_old"
+    await conn.execute(f"CREATE SCHEMA {_quote(retired)}")
+    for table in tables:
+        names = await _index_names(conn, live, table)
+        await conn.execute(f"ALTER TABLE {_quote(live)}.{_quote(table)} SET SCHEMA"
+                           f" {_quote(retired)}")
+        await conn.execute(f"ALTER TABLE {_quote(shadow)}.{_quote(table)} SET SCHEMA"
+                           f" {_quote(live)}")
+        for definition, index in (await _index_names(conn, live, table)).items():
+            old = names.get(definition)
+            if old is not None and old != index:
+                await conn.execute(f"ALTER INDEX {_quote(live)}.{_quote(index)}"
+                                   f" RENAME TO {_quote(old)}")
+    await conn.execute(f"DROP SCHEMA {_quote(retired)} CASCADE")
+
+
+async def _index_names(conn: asyncpg.Connection, schema: str, table: str) -> dict[str, str]:
+    """Index definition (without its name and schema) -> index name."""
+    rows = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+        schema, table,
+    )
+    result = {}
+    for r in rows:
+        kind, rest = r["indexdef"].split(" INDEX ", 1)
+        result[kind + " " + rest.split(" USING ", 1)[1]] = r["indexname"]
+    return result

@@ -1,0 +1,1 @@
+"""Secrets handling for accounts: passwords, sessions, Google ID tokens."""
