@@ -147,7 +147,8 @@ async def run(args: argparse.Namespace) -> str:
            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_LEVEL": "WARNING",
            "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4"}
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
-        [sys.executable, "-m", "midas.cli", "serve", "--port", str(port)], env=env,
+        [sys.executable, "-m", "midas.cli", "serve", "--port", str(port),
+         "--workers", str(args.workers)], env=env,
         stdout=subprocess.DEVNULL)
     settings = Settings(environment="test")
     accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
@@ -180,7 +181,8 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"- Machine: {os.cpu_count()} cores, {platform.machine()}; PostgreSQL {version};"
         f" Python {platform.python_version()}",
-        "- Service: one `midas serve` process; load from a separate process over HTTP",
+        f"- Service: `midas serve --workers {args.workers}`; load from a separate process"
+        " over HTTP",
         f"- Command: `python -m bench.booking` ({args.seconds:g} s per measurement)",
         "",
         "| measurement | result |",
@@ -205,6 +207,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="service processes")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     report = asyncio.run(run(args))

@@ -166,6 +166,7 @@ def _projections(
                 app[DATABASE], projector, app[STORE].notifier,
                 batch_size=settings.projection_batch_size,
                 poll_interval_s=settings.poll_interval_s,
+                linger_s=settings.projection_linger_s,
             )
             for projector in projectors()
         ]

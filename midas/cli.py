@@ -149,12 +149,15 @@ def projections_rebuild(name: str) -> None:
 
     Blue/green: queries see the old read model until the new one has caught up.
     """
-    from midas.replay import rebuild_blue_green
+    from midas.replay import NoReadModel, rebuild_blue_green
 
     async def run() -> None:
         projector = _projector(name)
         async with _database() as db:
-            position = await rebuild_blue_green(db, projector)
+            try:
+                position = await rebuild_blue_green(db, projector)
+            except NoReadModel as exc:
+                raise click.ClickException(str(exc)) from None
             click.echo(f"{name}: rebuilt up to position {position} (swapped in)")
 
     asyncio.run(run())

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     snapshot_every: int = 50
     projection_batch_size: int = 500
     poll_interval_s: float = 1.0
+    projection_linger_s: float = 0.005  # gather commits for this long after a wake-up
     projections_enabled: bool = True
     consistency_timeout_s: float = 3.0
     ready_max_lag: int = 10_000

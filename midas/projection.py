@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -53,32 +55,82 @@ async def ensure_checkpoint(conn: asyncpg.Connection, name: str) -> None:
     )
 
 
+_PROGRESS_SQL = (
+    "SELECT position, (SELECT coalesce(max(position), 0) FROM events) AS head"
+    " FROM projection_checkpoints WHERE name = $1"
+)
+_ADVANCE_SQL = (
+    "WITH moved AS (UPDATE projection_checkpoints SET position = $2, updated_at = now()"
+    " WHERE name = $1 RETURNING name, position)"
+    " SELECT pg_notify($3, name || ':' || position) FROM moved"
+)
+
+
 async def apply_next_batch(
     conn: asyncpg.Connection, db: Database, projector: Projector, batch_size: int
 ) -> bool:
     """Apply the next batch; False when the projection has reached the head."""
+    progress = await conn.fetchrow(_PROGRESS_SQL, projector.name)
+    if progress["position"] >= progress["head"]:
+        return False  # caught up: no transaction needed to find out
     async with conn.transaction():
-        position = await conn.fetchval(
-            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-            projector.name,
-        )
-        head = await head_position(conn)
+        # Re-read under the row lock: the checkpoint is the fence against double applies.
+        progress = await conn.fetchrow(_PROGRESS_SQL + " FOR UPDATE", projector.name)
+        position, head = progress["position"], progress["head"]
         if position >= head:
             return False
         events = await read_all(conn, position, batch_size, sorted(projector.handles))
         events = [e for e in events if e.position <= head]
         new_position = head if len(events) < batch_size else events[-1].position
         if events:
-            await projector.apply(conn, events)
+            writes = DeferredWrites(conn)
+            await projector.apply(writes, events)  # type: ignore[arg-type]
+            await writes.flush()
         await conn.execute(
-            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-            projector.name, new_position,
-        )
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", db.channel(CHECKPOINTS_CHANNEL),
-            f"{projector.name}:{new_position}",
+            _ADVANCE_SQL, projector.name, new_position, db.channel(CHECKPOINTS_CHANNEL)
         )
     return True
+
+
+class DeferredWrites:
+    """The connection a projector writes through: its writes are pipelined.
+
+    ``execute`` with arguments is queued (it answers "" instead of a status); any other
+    call first sends what is queued, in order, runs of the same statement as one
+    ``executemany`` (one round trip). The runner flushes after ``apply``, inside the
+    batch's transaction, so a failing write still rolls the whole batch back.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        if not args:
+            await self.flush()
+            return await self._conn.execute(query, timeout=timeout)
+        self._pending.append((query, args))
+        return ""
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for query, group in itertools.groupby(pending, key=lambda write: write[0]):
+            rows = [args for _, args in group]
+            if len(rows) == 1:
+                await self._conn.execute(query, *rows[0])
+            else:
+                await self._conn.executemany(query, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._conn, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def flushed_first(*args: Any, **kwargs: Any) -> Any:
+            await self.flush()
+            return await attr(*args, **kwargs)
+
+        return flushed_first
 
 
 async def reset(conn: asyncpg.Connection, projector: Projector) -> None:
@@ -115,6 +167,7 @@ class ProjectionRunner:
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
         retry_s: float = 0.5,
+        linger_s: float = 0.0,
     ) -> None:
         self.db = db
         self.projector = projector
@@ -122,6 +175,7 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retry_s = retry_s
+        self._linger_s = linger_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.is_leader = False
@@ -183,6 +237,9 @@ class ProjectionRunner:
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stopper):
                 task.cancel()
+            if self._linger_s:
+                # Under load, let a few more commits land: one batch then carries them all.
+                await self._sleep(self._linger_s)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -14,6 +14,8 @@ complete read model, then the new complete one, never a partial one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,14 +30,22 @@ from midas.projection import Projector, ensure_checkpoint
 
 BATCH = 1000
 MAX_REPORTED_ROWS = 100
+SWAP_ATTEMPTS = 5
+SWAP_LOCK_TIMEOUT = "5s"  # how long the swap may make readers of the table wait
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class NoReadModel(ValueError):
+    """The projector owns no tables: replaying it could only have effects elsewhere."""
+
+
 async def create_shadow(conn: asyncpg.Connection, live: str, projector: Projector) -> str:
     """A new schema with empty copies of the projector's tables; return its name."""
+    if not projector.tables:
+        raise NoReadModel(f"projection {projector.name!r} has no read-model tables")
     shadow = f"{live}__shadow_{uuid.uuid4().hex[:8]}"
     await conn.execute(f"CREATE SCHEMA {_quote(shadow)}")
     for table in projector.tables:
@@ -108,15 +118,19 @@ class TableDiff:
 async def diff_table(
     conn: asyncpg.Connection, live: str, shadow: str, table: str
 ) -> TableDiff:
-    """Rows that differ, matched by primary key (tables without one: whole rows)."""
+    """Rows that differ, matched by primary key (tables without one: whole rows).
+
+    At most MAX_REPORTED_ROWS differing rows per side are reported.
+    """
     key = await primary_key(conn, live, table)
     rows = await conn.fetch(
         f"(SELECT 'live' AS side, to_jsonb(t)::text AS row FROM {_quote(live)}.{_quote(table)} t"
-        f" EXCEPT SELECT 'live', to_jsonb(s)::text FROM {_quote(shadow)}.{_quote(table)} s)"
+        f" EXCEPT SELECT 'live', to_jsonb(s)::text FROM {_quote(shadow)}.{_quote(table)} s"
+        f" LIMIT {MAX_REPORTED_ROWS})"
         " UNION ALL"
         f" (SELECT 'shadow', to_jsonb(s)::text FROM {_quote(shadow)}.{_quote(table)} s"
-        f" EXCEPT SELECT 'shadow', to_jsonb(t)::text FROM {_quote(live)}.{_quote(table)} t)"
-        f" LIMIT {MAX_REPORTED_ROWS * 2}"
+        f" EXCEPT SELECT 'shadow', to_jsonb(t)::text FROM {_quote(live)}.{_quote(table)} t"
+        f" LIMIT {MAX_REPORTED_ROWS})"
     )
     live_rows: dict[str, dict[str, Any]] = {}
     shadow_rows: dict[str, dict[str, Any]] = {}
@@ -214,24 +228,42 @@ async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int =
             async with conn.transaction():
                 built = await replay(conn, projector, built, min(head, built + batch * 10),
                                      batch=batch)
-        async with conn.transaction():
-            # Fences the live runner: it re-reads this row FOR UPDATE before every batch.
-            await conn.fetchval(
-                "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-                projector.name,
-            )
-            head = await head_position(conn)
-            built = await replay(conn, projector, built, head, batch=batch)
-            await _swap(conn, db.schema, shadow, projector.tables)
-            await conn.execute(
-                "UPDATE projection_checkpoints SET position = $2, updated_at = now()"
-                " WHERE name = $1", projector.name, built,
-            )
-        return built
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                return await _catch_up_and_swap(conn, db.schema, shadow, projector, built,
+                                                batch)
+            except asyncpg.LockNotAvailableError:
+                # A long reader holds the live tables; queries must not queue behind us.
+                if attempt == SWAP_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
     finally:
         if shadow is not None:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {_quote(shadow)} CASCADE")
+            with contextlib.suppress(Exception):
+                await conn.execute(f"DROP SCHEMA IF EXISTS {_quote(shadow)} CASCADE")
         await conn.close()
+
+
+async def _catch_up_and_swap(
+    conn: asyncpg.Connection, live: str, shadow: str, projector: Projector, built: int,
+    batch: int,
+) -> int:
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        # Fences the live runner: it re-reads this row FOR UPDATE before every batch.
+        await conn.fetchval(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+            projector.name,
+        )
+        head = await head_position(conn)
+        built = await replay(conn, projector, built, head, batch=batch)
+        await _swap(conn, live, shadow, projector.tables)
+        await conn.execute(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = now()"
+            " WHERE name = $1", projector.name, built,
+        )
+    return built
 
 
 async def _swap(

@@ -22,18 +22,22 @@ from midas.http.api import Api
 from midas.http.context import path_uuid
 from midas.http.keys import DATABASE, RUNNERS, SETTINGS
 from midas.http.problems import Problem
-from midas.replay import read_model_as_of
+from midas.replay import NoReadModel, read_model_as_of
 
 api = Api(tag="audit", kind="query")
 NDJSON = "application/x-ndjson"
+MAX_POSITION = 2**63 - 1  # bigint
+MAX_VERSION = 2**31 - 1  # integer
 _TYPES = EventTypes(AGGREGATES)
 
 
 class LogQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
-    after: int = Field(0, ge=0, description="Events after this position (keyset paging).")
-    to: int | None = Field(None, ge=1, description="Up to and including this position.")
+    after: int = Field(0, ge=0, le=MAX_POSITION,
+                      description="Events after this position (keyset paging).")
+    to: int | None = Field(None, ge=1, le=MAX_POSITION,
+                           description="Up to and including this position.")
     stream_id: UUID | None = None
     type: list[str] | str | None = Field(None, description="Event type(s); repeat to add.")
     actor: str | None = Field(None, max_length=200)
@@ -79,7 +83,7 @@ async def list_events(request: web.Request, query: LogPageQuery) -> web.Response
 class StreamQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
-    after_version: int = Field(0, ge=0)
+    after_version: int = Field(0, ge=0, le=MAX_VERSION)
     limit: int = Field(1000, ge=1, le=1000)
 
 
@@ -102,7 +106,8 @@ async def stream_history(request: web.Request, query: StreamQuery) -> web.Respon
 class StateQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
-    version: int | None = Field(None, ge=1, description="Replay up to this version.")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION,
+                                description="Replay up to this version.")
     at: AwareDatetime | None = Field(None, description="Replay events recorded until then.")
 
 
@@ -133,7 +138,8 @@ async def stream_state(request: web.Request, query: StateQuery) -> web.Response:
 
 class TimelineEntry(BaseModel):
     position: int
-    at: str
+    at: str = Field(description="When the store recorded the event.")
+    occurred_at: str | None = Field(None, description="The business time of the event.")
     stream_id: UUID
     version: int
     type: str
@@ -163,7 +169,8 @@ async def timeline(request: web.Request) -> web.Response:
 class AsOfQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
-    position: int = Field(..., ge=0, description="Replay the log up to this position.")
+    position: int = Field(..., ge=0, le=MAX_POSITION,
+                          description="Replay the log up to this position.")
     limit: int = Field(1000, ge=1, le=10_000, description="Rows per table at most.")
 
 
@@ -186,15 +193,18 @@ async def read_model(request: web.Request, query: AsOfQuery) -> web.Response:
         head = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
     if query.position > head:
         raise Problem(422, f"Position {query.position} is beyond the head of the log ({head}).")
-    tables = await read_model_as_of(db, projector, query.position, limit=query.limit)
+    try:
+        tables = await read_model_as_of(db, projector, query.position, limit=query.limit)
+    except NoReadModel as exc:
+        raise Problem(409, str(exc)) from None
     return _json({"name": name, "position": query.position, "tables": tables})
 
 
 class VerifyQuery(BaseModel):
     model_config = {"extra": "forbid"}
 
-    from_position: int = Field(1, ge=1, alias="from")
-    to: int | None = Field(None, ge=1)
+    from_position: int = Field(1, ge=1, le=MAX_POSITION, alias="from")
+    to: int | None = Field(None, ge=1, le=MAX_POSITION)
 
     @model_validator(mode="after")
     def _ordered(self) -> VerifyQuery:

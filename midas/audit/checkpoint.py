@@ -63,8 +63,8 @@ def _parse(checkpoint: Any) -> dict[str, Any]:
     if checkpoint["algorithm"] != ALGORITHM:
         raise InvalidCheckpoint(f"unsupported algorithm {checkpoint['algorithm']!r}")
     position = checkpoint["position"]
-    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
-        raise InvalidCheckpoint("position must be a non-negative integer")
+    if not isinstance(position, int) or isinstance(position, bool) or not 0 <= position < 2**63:
+        raise InvalidCheckpoint("position must be a non-negative 64-bit integer")
     for name in ("head_hash", "signature", "created_at"):
         if not isinstance(checkpoint[name], str):
             raise InvalidCheckpoint(f"{name} must be a string")

@@ -9,6 +9,7 @@ the default "<Type> by <actor> at <time>", so new event types appear without cha
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,13 @@ def actor(event: RecordedEvent) -> str:
 
 
 def when(event: RecordedEvent) -> str:
+    """Business time (the aggregate's ``occurred_at``), else when the store recorded it."""
+    occurred = event.metadata.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            return datetime.fromisoformat(occurred).isoformat(timespec="seconds")
+        except ValueError:
+            pass
     return event.recorded_at.isoformat(timespec="seconds")
 
 
@@ -124,6 +132,7 @@ def entry(event: RecordedEvent) -> dict[str, Any]:
     return {
         "position": event.position,
         "at": event.recorded_at.isoformat(),
+        "occurred_at": event.metadata.get("occurred_at"),
         "stream_id": str(event.stream_id),
         "version": event.version,
         "type": event.type,

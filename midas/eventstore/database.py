@@ -26,6 +26,15 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Released pool connections skip asyncpg's reset query (a round trip each time).
+
+    Pooled connections never hold session state: LISTEN and session advisory locks
+    live on dedicated connections (``Database.connect``), and nothing issues SET. asyncpg
+    still rolls back a transaction left open before calling this.
+    """
+
+
 class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached right now; the caller may retry later."""
 
@@ -77,6 +86,7 @@ class Database:
             server_settings=self.server_settings,
             timeout=self._connect_timeout_s,
             command_timeout=self._statement_timeout_s,
+            reset=_keep_session,
         )
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
 
+_UNKNOWN: Any = object()  # not in the cache (None in the cache means: known absent)
 _BOOKKEEPING = ("originator_id", "originator_version", "timestamp", "originator_topic")
 
 
@@ -104,23 +106,45 @@ def _snapshot_transcoder() -> JSONTranscoder:
 
 
 class Repository:
-    """Aggregates in, aggregates out; snapshots every ``snapshot_every`` events."""
+    """Aggregates in, aggregates out.
+
+    Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
+    up to ``cache_size`` aggregates is kept in memory as encoded snapshots (immutable
+    bytes): loading one then reads only the events after it, usually none, in one query.
+    The log stays the truth: every load fast-forwards from it, and every save is checked
+    against it by expected version.
+    """
 
     def __init__(
-        self, store: EventStorePort, types: EventTypes, *, snapshot_every: int = 50
+        self,
+        store: EventStorePort,
+        types: EventTypes,
+        *,
+        snapshot_every: int = 50,
+        cache_size: int = 10_000,
     ) -> None:
         self.store = store
         self.types = types
         self.snapshot_every = snapshot_every
         self._transcoder = _snapshot_transcoder()
+        self._cache: OrderedDict[UUID, StoredSnapshot | None] = OrderedDict()
+        self._cache_size = cache_size
 
     async def get(self, aggregate_id: UUID, *, cls: type[A] | None = None) -> A:
-        aggregate: Any = await self._load_snapshot(aggregate_id)
+        cached = self._cache.get(aggregate_id, _UNKNOWN)
+        stored = await self.store.load_snapshot(aggregate_id) if cached is _UNKNOWN else cached
+        aggregate: Any = self._restore(stored) if stored is not None else None
         from_version = aggregate.version + 1 if aggregate is not None else 1
-        for recorded in await self.store.read_stream(aggregate_id, from_version):
+        events = await self.store.read_stream(aggregate_id, from_version)
+        for recorded in events:
             event: CanMutateProtocol[Any] = self.types.decode(recorded)
             aggregate = event.mutate(aggregate)
-        if aggregate is None or (cls is not None and not isinstance(aggregate, cls)):
+        if aggregate is None:
+            self._put(aggregate_id, None)  # known absent: next time, no snapshot lookup
+            raise AggregateNotFound(aggregate_id)
+        if events or cached is _UNKNOWN:
+            self._remember(self._capture(aggregate))
+        if cls is not None and not isinstance(aggregate, cls):
             raise AggregateNotFound(aggregate_id)
         return aggregate
 
@@ -131,11 +155,12 @@ class Repository:
         statements: Sequence[Statement] = (),
     ) -> AppendResult:
         """Append every aggregate's pending events in one atomic append."""
-        streams = []
+        streams, saved = [], []
         for aggregate in aggregates:
             pending = aggregate.collect_events()
             if not pending:
                 continue
+            saved.append(aggregate)
             streams.append(
                 StreamAppend(
                     stream_id=aggregate.id,
@@ -144,39 +169,60 @@ class Repository:
                 )
             )
         result = await self.store.append(streams, metadata, statements=statements)
-        for stream in streams:
-            await self._maybe_snapshot(stream, aggregates)
+        for stream, aggregate in zip(streams, saved, strict=True):
+            captured = self._capture(aggregate)
+            self._remember(captured)
+            if captured is not None and self._crosses_snapshot(stream):
+                await self._save_snapshot(captured)
         return result
 
-    async def _maybe_snapshot(
-        self, stream: StreamAppend, aggregates: tuple[Aggregate, ...]
-    ) -> None:
+    def _crosses_snapshot(self, stream: StreamAppend) -> bool:
         after = stream.expected_version + len(stream.events)
-        if after // self.snapshot_every == stream.expected_version // self.snapshot_every:
-            return
-        aggregate = next(a for a in aggregates if a.id == stream.stream_id)
-        snapshot = Snapshot.take(aggregate)
-        state = self._transcoder.encode(snapshot.state)
+        return after // self.snapshot_every != stream.expected_version // self.snapshot_every
+
+    def _capture(self, aggregate: Aggregate) -> StoredSnapshot | None:
+        """The aggregate's state as immutable bytes, or None if it cannot be encoded."""
         try:
-            await self.store.save_snapshot(
-                StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
-                               snapshot.timestamp)
-            )
+            snapshot = Snapshot.take(aggregate)
+            state = self._transcoder.encode(snapshot.state)
+        except Exception:
+            log.warning("aggregate state not encodable", exc_info=True,
+                        extra={"aggregate": type(aggregate).__name__})
+            return None
+        return StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
+                              snapshot.timestamp)
+
+    def _remember(self, captured: StoredSnapshot | None) -> None:
+        if captured is None:
+            return
+        current = self._cache.get(captured.stream_id)
+        if current is not None and current.version > captured.version:
+            return
+        self._put(captured.stream_id, captured)
+
+    def _put(self, aggregate_id: UUID, entry: StoredSnapshot | None) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[aggregate_id] = entry
+        self._cache.move_to_end(aggregate_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _save_snapshot(self, captured: StoredSnapshot) -> None:
+        try:
+            await self.store.save_snapshot(captured)
         except Exception:  # a snapshot is only a cache
             log.warning("snapshot not saved", exc_info=True)
 
-    async def _load_snapshot(self, aggregate_id: UUID) -> Aggregate | None:
-        stored = await self.store.load_snapshot(aggregate_id)
-        if stored is None:
-            return None
+    def _restore(self, stored: StoredSnapshot) -> Aggregate:
+        resolve_topic(stored.topic)  # fail loudly if the class is gone
         snapshot = Snapshot(
-            originator_id=aggregate_id,
+            originator_id=stored.stream_id,
             originator_version=stored.version,
             timestamp=stored.taken_at,
             topic=stored.topic,
             state=self._transcoder.decode(stored.state),
         )
-        resolve_topic(stored.topic)  # fail loudly if the class is gone
         return snapshot.mutate(None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ class Principal:
     account_id: UUID
     role: Role
     token_id: str | None = None
+    expires_at: int | None = None  # the token's exp (Unix seconds)
 
     @property
     def is_staff(self) -> bool:
@@ -69,12 +71,35 @@ def decode_access_token(settings: Settings, token: str) -> Principal:
             issuer=settings.jwt_issuer,
             options={"require": ["sub", "role", "jti", "iat", "exp", "iss", "aud"]},
         )
-        return Principal(UUID(claims["sub"]), Role(claims["role"]), claims["jti"])
+        return Principal(UUID(claims["sub"]), Role(claims["role"]), claims["jti"], claims["exp"])
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise InvalidToken(type(exc).__name__) from None
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+class VerifiedTokens:
+    """Access tokens already verified, kept until they expire (verifying is pure).
+
+    Revocation is not cached here: the middleware checks the account on every request.
+    """
+
+    def __init__(self, settings: Settings, size: int = 10_000) -> None:
+        self._settings = settings
+        self._size = size
+        self._known: dict[str, Principal] = {}
+
+    def principal(self, token: str, now: float | None = None) -> Principal:
+        moment = time.time() if now is None else now
+        known = self._known.get(token)
+        if known is not None and known.expires_at is not None and known.expires_at > moment:
+            return known
+        principal = decode_access_token(self._settings, token)
+        if len(self._known) >= self._size:
+            self._known.pop(next(iter(self._known)))
+        self._known[token] = principal
+        return principal
 
 
 def current_principal(request: web.Request) -> Principal | None:

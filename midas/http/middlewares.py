@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from midas.config import Settings
 from midas.domain.errors import DomainError, InvalidState
 from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
-from midas.http.auth import PRINCIPAL, InvalidToken, Principal, decode_access_token
+from midas.http.auth import PRINCIPAL, InvalidToken, Principal, VerifiedTokens
 from midas.http.keys import DATABASE
 from midas.http.permissions import allows, rule_for
 from midas.http.problems import Problem, problem_response, unavailable
@@ -118,6 +118,7 @@ def problem_middleware() -> web.middleware:
 
 def auth_middleware(settings: Settings) -> web.middleware:
     """Authenticate the bearer token, then apply the route's rule from the matrix."""
+    tokens = VerifiedTokens(settings)
 
     @web.middleware
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
@@ -127,7 +128,7 @@ def auth_middleware(settings: Settings) -> web.middleware:
         rule = rule_for(request.method, resource.canonical)
         if rule is None:  # unmatched routes (404/405) fall through to aiohttp
             return await handler(request)
-        principal = _authenticate(settings, request)
+        principal = _authenticate(tokens, request)
         if principal is not None:
             await _check_account(request, principal)
             request[PRINCIPAL] = principal
@@ -141,7 +142,7 @@ def auth_middleware(settings: Settings) -> web.middleware:
     return middleware
 
 
-def _authenticate(settings: Settings, request: web.Request) -> Principal | None:
+def _authenticate(tokens: VerifiedTokens, request: web.Request) -> Principal | None:
     header = request.headers.get("Authorization")
     if header is None:
         return None
@@ -150,7 +151,7 @@ def _authenticate(settings: Settings, request: web.Request) -> Principal | None:
         raise Problem(401, "Use an Authorization: Bearer token.",
                       headers={"WWW-Authenticate": 'Bearer realm="midas"'})
     try:
-        return decode_access_token(settings, token.strip())
+        return tokens.principal(token.strip())
     except InvalidToken:
         raise Problem(401, "The access token is invalid or expired.",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None

@@ -228,3 +228,38 @@ def test_unknown_event_types_get_the_default_description() -> None:
     assert describe(event) == "Payment.Captured by psp (system) at 2026-01-02T03:04:05+00:00"
     odd = event._replace(type="Booking.Held", data={})  # a payload its describer can't read
     assert describe(odd).startswith("Booking.Held by psp")
+
+
+@pytest.mark.parametrize("url", [
+    "/api/v1/audit/events?after=-1", "/api/v1/audit/events?after=99999999999999999999",
+    "/api/v1/audit/events?limit=0", "/api/v1/audit/events?until=2026-01-01T00:00:00",
+    "/api/v1/audit/events?colour=red",
+    f"/api/v1/audit/streams/{uuid4()}?after_version=9999999999",
+    f"/api/v1/audit/streams/{uuid4()}/state?version=0",
+    f"/api/v1/audit/streams/{uuid4()}/state?version=9999999999",
+    f"/api/v1/audit/streams/{uuid4()}/state?at=noon",
+    "/api/v1/audit/read-models/inventory?position=x",
+    "/api/v1/audit/verify?from=0", "/api/v1/audit/verify?to=99999999999999999999",
+    "/api/v1/audit/export?since=never",
+])
+async def test_bad_input_is_422_problem_json(client: Any, auth: Any, url: str) -> None:
+    response = await client.get(url, headers=auth("auditor"))
+    assert response.status == 422, await response.text()
+    assert response.content_type == "application/problem+json"
+
+
+async def test_odd_but_valid_input_is_not_an_error(client: Any, auth: Any) -> None:
+    auditor = auth("auditor")
+    for url in ("/api/v1/audit/streams/not-a-uuid", "/api/v1/audit/bookings/nope/timeline",
+                f"/api/v1/audit/streams/{uuid4()}/state"):
+        assert (await client.get(url, headers=auditor)).status == 404, url
+    empty = await client.get("/api/v1/audit/export", headers=auditor)
+    assert empty.status == 200 and await empty.read() == b""
+    checkpoint = await (await client.get("/api/v1/audit/checkpoint", headers=auditor)).json()
+    assert checkpoint["position"] == 0 and checkpoint["head_hash"] == "0" * 64
+    verdict = await client.post("/api/v1/audit/checkpoint/verify", json=checkpoint,
+                                headers=auditor)
+    assert (await verdict.json())["valid"] is True
+    huge = {**checkpoint, "position": 10**30}
+    assert (await client.post("/api/v1/audit/checkpoint/verify", json=huge,
+                              headers=auditor)).status == 422
