@@ -6,6 +6,8 @@ import logging
 import sys
 from contextvars import ContextVar
 
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -35,3 +37,21 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request, with its request id."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s",
+            request.method, request.path, response.status,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round(time * 1000, 2),
+                "request_id": response.headers.get("X-Request-Id"),
+                "remote": request.remote,
+            },
+        )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import logging
 from collections.abc import Sequence
@@ -92,6 +91,12 @@ async def apply_next_batch(
     return True
 
 
+_QUERIES = frozenset({
+    "fetch", "fetchrow", "fetchval", "executemany", "copy_from_table", "copy_from_query",
+    "copy_to_table", "copy_records_to_table",
+})
+
+
 class DeferredWrites:
     """The connection a projector writes through: its writes are pipelined.
 
@@ -123,7 +128,7 @@ class DeferredWrites:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._conn, name)
-        if not inspect.iscoroutinefunction(attr):
+        if name not in _QUERIES:
             return attr
 
         async def flushed_first(*args: Any, **kwargs: Any) -> Any:

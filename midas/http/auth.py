@@ -93,8 +93,11 @@ class VerifiedTokens:
     def principal(self, token: str, now: float | None = None) -> Principal:
         moment = time.time() if now is None else now
         known = self._known.get(token)
-        if known is not None and known.expires_at is not None and known.expires_at > moment:
-            return known
+        if known is not None:
+            if known.expires_at is not None and known.expires_at > moment:
+                return known
+            del self._known[token]
+            raise InvalidToken("ExpiredSignatureError")
         principal = decode_access_token(self._settings, token)
         if len(self._known) >= self._size:
             self._known.pop(next(iter(self._known)))
