@@ -1,0 +1,21 @@
+"""Housekeeping removes only what expired long enough ago."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from midas.eventstore import Database
+from midas.housekeeping import purge_expired
+
+
+async def test_old_idempotency_records_go_recent_ones_stay(db: Database) -> None:
+    async with db.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, state, created_at) VALUES"
+            " ('s', 'old', 'f', 'done', now() - interval '3 days'),"
+            " ('s', 'new', 'f', 'done', now() - interval '1 hour')"
+        )
+    assert await purge_expired(db, timedelta(days=1)) == 1
+    async with db.acquire() as conn:
+        assert [r["key"] for r in await conn.fetch("SELECT key FROM idempotency_keys")] == [
+            "new"]
