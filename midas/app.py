@@ -12,23 +12,29 @@ from prometheus_client import CollectorRegistry
 import commands
 import projections
 import queries
+from midas.calendar.google import GoogleCalendarClient, GooglePusher
+from midas.calendar.poller import CalendarPoller, PollerConfig
 from midas.config import Settings
 from midas.domain.registry import AGGREGATES
 from midas.eventstore import Database, EventStore, EventTypes, Repository
 from midas.eventstore.migrate import migrate
 from midas.eventstore.notifier import Notifier
 from midas.eventstore.store import EVENTS_CHANNEL
+from midas.housekeeping import Housekeeper
 from midas.http import system
 from midas.http.api import Endpoint
 from midas.http.consistency import POSITION_HEADER, ConsistencyGate
 from midas.http.idempotency import idempotency_middleware
 from midas.http.keys import (
+    CALENDAR_POLLER,
     CLOCK,
     DATABASE,
     GATE,
     GOOGLE,
+    GOOGLE_CALENDAR,
     LIMITER,
     METRICS,
+    NOTIFICATIONS,
     REPOSITORY,
     RUNNERS,
     SCHEDULER,
@@ -46,10 +52,14 @@ from midas.http.middlewares import (
 from midas.http.openapi import openapi_document
 from midas.http.permissions import missing_rules
 from midas.http.ratelimit import RateLimiter, system_clock
+from midas.notifications.delivery import NotificationWorker
+from midas.payments.process import PaymentsProcess
+from midas.payments.stripe_gateway import StripeGateway
 from midas.projection import CHECKPOINTS_CHANNEL, ProjectionRunner, Projector
 from midas.scheduler import Scheduler
 from midas.security.google import GoogleVerifier
 from midas.security.passwords import warm_up
+from midas.security.pii import PiiCodec
 
 VERSION = "0.1.0"
 
@@ -77,7 +87,7 @@ def create_app(
         middlewares=[
             request_id_middleware(),
             metrics_middleware(HttpMetrics(registry)),
-            problem_middleware(),
+            problem_middleware(on_error=commands.errors.record_server_error),
             auth_middleware(settings),
             idempotency_middleware(endpoints, timedelta(seconds=settings.idempotency_stale_s)),
         ],
@@ -90,10 +100,14 @@ def create_app(
                              name=endpoint.handler.__name__)
     app[system.OPENAPI] = openapi_document(endpoints, title="Midas", version=VERSION)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_housekeeping)
     app.cleanup_ctx.append(_accounts)
     app.cleanup_ctx.append(_event_store)
+    app.cleanup_ctx.append(_payments)
     app.cleanup_ctx.append(_projections(projectors))
     app.cleanup_ctx.append(_scheduler)
+    app.cleanup_ctx.append(_notifications)  # issue 6: email delivery, reminders, alerts
+    app.cleanup_ctx.append(_calendar_poller)
     _enable_cors(app, settings.cors_origins)
     return app
 
@@ -125,6 +139,15 @@ async def _accounts(app: web.Application) -> AsyncIterator[None]:
     await app[GOOGLE].close()
 
 
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    keeper = Housekeeper(app[DATABASE], every_s=settings.housekeeping_every_s,
+                         keep=timedelta(seconds=settings.housekeeping_keep_s))
+    keeper.start()
+    yield
+    await keeper.stop()
+
+
 async def _event_store(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[SETTINGS], app[DATABASE]
     notifier = Notifier(db, [EVENTS_CHANNEL, CHECKPOINTS_CHANNEL])
@@ -133,7 +156,8 @@ async def _event_store(app: web.Application) -> AsyncIterator[None]:
     store.start()
     app[STORE] = store
     app[REPOSITORY] = Repository(
-        store, EventTypes(AGGREGATES), snapshot_every=settings.snapshot_every
+        store, EventTypes(AGGREGATES), snapshot_every=settings.snapshot_every,
+        field_codec=PiiCodec(db),  # personal fields encrypted per subject (GDPR)
     )
     app[GATE] = ConsistencyGate(db, notifier, settings.consistency_timeout_s)
     yield
@@ -145,8 +169,11 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
     """Lifecycle timers (hold expiry, automatic check-out/in), from the due_tasks table."""
     settings = app[SETTINGS]
     scheduler = Scheduler(
-        app[DATABASE], commands.bookings.scheduler_tasks(app), lambda: app[CLOCK](),
-        delays={"check_in": timedelta(minutes=settings.auto_check_in_after_minutes)},
+        app[DATABASE],
+        {**commands.bookings.scheduler_tasks(app), **commands.payments.scheduler_tasks(app)},
+        lambda: app[CLOCK](),
+        delays={"check_in": timedelta(minutes=settings.auto_check_in_after_minutes),
+                **_deposit_delays(settings)},
         poll_interval_s=settings.scheduler_poll_interval_s,
     )
     app[SCHEDULER] = scheduler
@@ -154,6 +181,72 @@ async def _scheduler(app: web.Application) -> AsyncIterator[None]:
         scheduler.start()
     yield
     await scheduler.stop()
+
+
+def _deposit_delays(settings: Settings) -> dict[str, timedelta]:
+    return {
+        "deposit_authorise": -timedelta(days=settings.deposit_authorise_days_before),
+        "deposit_reauthorise": -timedelta(hours=settings.deposit_reauthorise_before_hours),
+        "deposit_release": timedelta(hours=settings.deposit_release_after_hours),
+        "refund_retry": timedelta(seconds=settings.refund_retry_after_s),
+    }
+
+
+async def _payments(app: web.Application) -> AsyncIterator[None]:
+    """Payments (issue 5): the Stripe gateway, PayPal IPN tasks, and the process manager
+    (payment succeeded -> confirm; refund requested -> refund; cancelled -> refund)."""
+    settings = app[SETTINGS]
+    app[commands.payments.STRIPE] = StripeGateway(settings)
+    app[commands.webhooks.IPN_TASKS] = set()
+    runner = ProjectionRunner(
+        app[DATABASE], PaymentsProcess(commands.payments.process_handlers(app)),
+        app[STORE].notifier, batch_size=settings.projection_batch_size,
+        poll_interval_s=settings.poll_interval_s,
+    )
+    if settings.projections_enabled:
+        runner.start()
+    yield
+    await runner.stop()
+    await commands.webhooks.drain_ipn_tasks(app)
+
+
+async def _calendar_poller(app: web.Application) -> AsyncIterator[None]:
+    """External calendars (issue 9): polled by every process, claimed with SKIP LOCKED."""
+    settings = app[SETTINGS]
+    poller = CalendarPoller(app[DATABASE], app[REPOSITORY], lambda: app[CLOCK](), PollerConfig(
+        horizon=timedelta(days=settings.calendar_horizon_days),
+        timeout_s=settings.calendar_fetch_timeout_s,
+        max_bytes=settings.calendar_max_bytes,
+        max_occurrences=settings.calendar_max_occurrences,
+        poll_interval_s=settings.calendar_poll_interval_s,
+    ))
+    app[CALENDAR_POLLER] = poller
+    client = None
+    if settings.google_service_account_email and settings.google_service_account_key:
+        client = GoogleCalendarClient(
+            settings.google_calendar_api_base, settings.google_oauth_token_url,
+            settings.google_service_account_email,
+            settings.google_service_account_key.get_secret_value())
+    pusher = GooglePusher(app[DATABASE], app[REPOSITORY], client, lambda: app[CLOCK](),
+                          interval_s=settings.google_calendar_sync_interval_s)
+    app[GOOGLE_CALENDAR] = pusher
+    if settings.calendar_poller_enabled:
+        poller.start()
+        pusher.start()
+    yield
+    await pusher.stop()
+    await poller.stop()
+
+
+async def _notifications(app: web.Application) -> AsyncIterator[None]:
+    """Email delivery workers (one per process; rows claimed with SKIP LOCKED)."""
+    settings = app[SETTINGS]
+    worker = NotificationWorker(app[DATABASE], settings, lambda: app[CLOCK]())
+    app[NOTIFICATIONS] = worker
+    if settings.email_delivery_enabled:
+        worker.start()
+    yield
+    await worker.stop()
 
 
 def _projections(

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from midas.config import Settings
 from midas.eventstore import Database
-from midas.logs import configure_logging
+from midas.logs import AccessLogger, configure_logging
 from midas.projection import Projector
 
 log = logging.getLogger("midas.cli")
@@ -88,6 +88,7 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
         reuse_port=reuse_port,
         shutdown_timeout=settings.shutdown_timeout_s,
         access_log=logging.getLogger("midas.access"),
+        access_log_class=AccessLogger,
         print=lambda message: log.info(message),
     )
 
@@ -241,6 +242,7 @@ async def _create_admin(email: str, name: str, role: str, password: str) -> str:
     from midas.domain.errors import DomainError
     from midas.domain.registry import AGGREGATES
     from midas.eventstore import EventStore, EventTypes, Repository
+    from midas.security.pii import PiiCodec
 
     settings = resolve_database(Settings())
     async with _database() as db:
@@ -248,7 +250,8 @@ async def _create_admin(email: str, name: str, role: str, password: str) -> str:
         store.start()
         try:
             account_id, _ = await create_account(
-                Repository(store, EventTypes(AGGREGATES)), email=email, name=name,
+                Repository(store, EventTypes(AGGREGATES), field_codec=PiiCodec(db)),
+                email=email, name=name,
                 password=password, rounds=settings.bcrypt_rounds, role=role,
                 metadata={"actor": "cli", "actor_role": "system"},
             )

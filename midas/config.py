@@ -5,11 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
+
+
+class SmtpProvider(BaseModel):
+    """One SMTP relay (issue 6). ``tls``: none, starttls, or tls (implicit, e.g. port 465)."""
+
+    name: str
+    host: str
+    port: int = 587
+    tls: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -45,6 +56,8 @@ class Settings(BaseSettings):
     consistency_timeout_s: float = 3.0
     ready_max_lag: int = 10_000
     idempotency_stale_s: float = 60.0
+    housekeeping_every_s: float = 3600.0
+    housekeeping_keep_s: float = 24 * 3600.0  # idempotency keys, limits, expired tokens
 
     # Access tokens (JWT). The default secret is only accepted in development and tests.
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
@@ -76,8 +89,67 @@ class Settings(BaseSettings):
     auto_check_out: bool = True  # confirmed -> active automatically at the start
     auto_check_in_after_minutes: int = Field(120, ge=0)  # active -> completed after the end
 
+    # Payments (issue 5): Stripe through its SDK, PayPal IPN, deposits as card holds.
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_secret_key: SecretStr = SecretStr("sk_test_unset")
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_tolerance_s: int = 300
+    stripe_timeout_s: float = 20.0
+    paypal_verify_url: str = "https://ipnpb.paypal.com/cgi-bin/webscr"
+    paypal_receiver_email: str | None = None
+    payment_rate_limit: int = 10  # payment creations per client IP per window
+    payment_rate_window_s: int = 60
+    deposit_authorise_days_before: int = 6  # card holds lapse after ~7 days
+    deposit_hold_days: int = 7
+    deposit_reauthorise_before_hours: int = 24
+    deposit_release_after_hours: int = 48  # after check-in, time to record damages
+    refund_retry_after_s: int = 300  # a refund the provider could not take is retried then
+
+    # Calendar sync (issue 9): feeds out, external calendars in.
+    calendar_poller_enabled: bool = True
+    calendar_poll_interval_s: float = 30.0  # how often a process looks for due subscriptions
+    calendar_refresh_minutes: int = Field(15, ge=1)  # default per subscription
+    calendar_fetch_timeout_s: float = 10.0
+    calendar_max_bytes: int = 2 * 1024 * 1024
+    calendar_max_occurrences: int = 5000
+    calendar_horizon_days: int = Field(180, ge=1, le=3650)
+    calendar_feed_past_days: int = Field(90, ge=0)  # feeds show entries ending after now - N
+    # Google Calendar push: a service account (email + PEM private key); unset = off.
+    google_calendar_api_base: str = "https://www.googleapis.com/calendar/v3"
+    google_oauth_token_url: str = "https://oauth2.googleapis.com/token"
+    google_service_account_email: str | None = None
+    google_service_account_key: SecretStr | None = None
+    google_calendar_sync_interval_s: float = 60.0
+
     # Audit (issue 8): HMAC-SHA256 key signing chain-head checkpoints; unset = no checkpoints.
     audit_signing_key: SecretStr | None = None
+
+    # Notifications and alerts (issue 6). SMTP providers in order, e.g. MIDAS_SMTP_PROVIDERS=
+    # '[{"name":"primary","host":"smtp.a","port":587,"tls":"starttls","username":"u",
+    #    "password":"p"}, ...]'. Empty: emails stay queued in the outbox.
+    smtp_providers: list[SmtpProvider] = Field(default_factory=list)
+    smtp_timeout_s: float = 10.0
+    email_from: str = "Midas <concierge@midas.example>"
+    email_domain: str = "midas.example"  # right-hand side of stable Message-IDs
+    email_delivery_enabled: bool = True  # the background delivery worker of each process
+    email_poll_interval_s: float = 1.0
+    email_batch_size: int = 50
+    email_retry_minutes: list[int] = Field(default_factory=lambda: [1, 5, 15])
+    email_tracking: bool = True  # open-tracking pixel in HTML emails
+    public_base_url: str = "http://127.0.0.1:8080"  # where the tracking pixel is served
+    brand_name: str = "Midas"
+    concierge_email: str = "concierge@midas.example"
+    concierge_phone: str | None = None
+    legal_email: str = "legal@midas.example"
+    ops_email: str = "ops@midas.example"
+    alert_webhook_url: str | None = None  # Slack-compatible incoming webhook
+    error_window_s: int = 300
+    error_thresholds: dict[str, int] = Field(default_factory=lambda: {
+        "payment": 1, "system": 1, "booking": 3, "integration": 5,
+        "authentication": 10, "user_experience": 10,
+    })
+    error_high_only: list[str] = Field(default_factory=lambda: ["system"])
+    client_error_rate_limit: int = 30  # anonymous error reports per IP per minute
 
     @field_validator("cors_origins", mode="before")
     @classmethod

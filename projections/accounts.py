@@ -7,10 +7,13 @@ from datetime import datetime
 
 import asyncpg
 
+from midas.domain.accounts import ERASED, Account
 from midas.eventstore import RecordedEvent
+from midas.security.pii import open_events, personal_paths
 
 ACCOUNTS_TABLE = "acc_accounts"
 _PROFILE_COLUMNS = ("name", "phone", "email")
+_PERSONAL = personal_paths([Account])  # decrypted here; "[erased]" once the key is shredded
 
 
 class AccountsProjector:
@@ -19,10 +22,11 @@ class AccountsProjector:
     handles = frozenset({
         "Account.Registered", "Account.ProfileChanged", "Account.PasswordChanged",
         "Account.RoleChanged", "Account.GoogleLinked", "Account.Deactivated",
+        "Account.Erased",
     })
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        for event in events:
+        for event in await open_events(conn, events, _PERSONAL):
             d = event.data
             if event.type == "Account.Registered":
                 await conn.execute(
@@ -43,6 +47,13 @@ class AccountsProjector:
                 await self._update(conn, event, {"google_linked": True})
             elif event.type == "Account.Deactivated":
                 await self._update(conn, event, {"status": "deactivated"})
+            elif event.type == "Account.Erased":
+                await conn.execute(
+                    f"UPDATE {ACCOUNTS_TABLE} SET email = $2, name = $2,"
+                    " phone = CASE WHEN phone IS NULL THEN NULL ELSE $2 END,"
+                    " status = 'erased', version = $3, updated_at = $4 WHERE id = $1",
+                    event.stream_id, ERASED, event.version, event.recorded_at,
+                )
             else:
                 await self._update(conn, event, {})
 

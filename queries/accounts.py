@@ -44,7 +44,7 @@ class AccountFilter(ConsistentQuery):
     q: str | None = Field(None, min_length=1, max_length=200,
                           description="Part of the email or the name (case-insensitive).")
     role: Role | None = None
-    status: str | None = Field(None, pattern=r"^(active|deactivated)$")
+    status: str | None = Field(None, pattern=r"^(active|deactivated|erased)$")
     limit: int = Field(50, ge=1, le=500)
     after: UUID | None = Field(None, description="Return accounts with an id after this one.")
 

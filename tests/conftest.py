@@ -228,3 +228,59 @@ async def service(settings: Settings, aiohttp_client: Any) -> Callable[..., Any]
         return await aiohttp_client(create_app(settings.model_copy(update=overrides)))
 
     return start
+
+
+# -- payments (issue 5): local Stripe and PayPal stand-ins, a service pointed at them ---------
+
+
+@pytest.fixture
+async def fake_stripe(aiohttp_server: Any) -> Any:
+    from tests.support.fake_stripe import FakeStripe
+
+    fake = FakeStripe()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+@pytest.fixture
+async def fake_paypal(aiohttp_server: Any) -> Any:
+    from tests.support.fake_paypal import FakePayPal
+
+    fake = FakePayPal()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("/cgi-bin/webscr"))
+    return fake
+
+
+@pytest.fixture
+async def payment_services(
+    aiohttp_client: Any, settings: Settings, booking_clock: Any, fake_stripe: Any,
+    fake_paypal: Any, pg_dsn: str, schema: str,
+) -> AsyncIterator[Callable[..., Any]]:
+    """Like `booking_services`, with Stripe and PayPal pointed at the local fakes."""
+    from pydantic import SecretStr
+
+    from midas.app import create_app
+    from midas.http.keys import CLOCK
+    from tests.support.fake_stripe import API_KEY, PAYPAL_RECEIVER, WEBHOOK_SECRET
+
+    clients: list[Any] = []
+
+    async def start(**overrides: Any) -> Any:
+        app = create_app(settings.model_copy(update={
+            "scheduler_enabled": False, "stripe_api_base": fake_stripe.url,
+            "stripe_secret_key": SecretStr(API_KEY),
+            "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
+            "paypal_verify_url": fake_paypal.url, "paypal_receiver_email": PAYPAL_RECEIVER,
+            **overrides,
+        }))
+        app[CLOCK] = booking_clock
+        client = await aiohttp_client(app)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+    await drop_schema(pg_dsn, schema)

@@ -11,6 +11,7 @@ from midas.domain.errors import DomainError, InvalidState, RuleViolation
 
 ROLES = ("customer", "concierge", "admin", "super_admin")
 STAFF_ROLES = frozenset({"concierge", "admin", "super_admin"})
+ERASED = "[erased]"  # what an erased personal field reads as (GDPR crypto-shredding)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -29,6 +30,14 @@ def normal_email(email: str) -> str:
 
 class Account(Aggregate):
     """A person who may sign in: a customer or a member of staff."""
+
+    # Personal data in these events is stored encrypted with the account's own key
+    # (midas.security.pii); erasure shreds the key. Dotted paths reach nested fields.
+    personal_fields = {
+        "Registered": ("email", "name", "phone", "google_subject"),
+        "ProfileChanged": ("changes.email", "changes.name", "changes.phone"),
+        "GoogleLinked": ("subject",),
+    }
 
     @event("Registered")
     def __init__(
@@ -125,6 +134,17 @@ class Account(Aggregate):
         self._require_active("deactivate it")
         self._deactivated()
 
+    @property
+    def is_erased(self) -> bool:
+        return self.status == "erased"
+
+    def erase(self) -> bool:
+        """GDPR erasure (any status); False if it was erased already (nothing to do)."""
+        if self.is_erased:
+            return False
+        self._erased()
+        return True
+
     @event("ProfileChanged")
     def _profile_changed(self, changes: dict[str, str | None]) -> None:
         for key, value in changes.items():
@@ -145,6 +165,14 @@ class Account(Aggregate):
     @event("Deactivated")
     def _deactivated(self) -> None:
         self.status = "deactivated"
+
+    @event("Erased")
+    def _erased(self) -> None:
+        self.email = ERASED
+        self.name = ERASED
+        self.phone = ERASED if self.phone is not None else None
+        self.google_subject = ERASED if self.google_subject is not None else None
+        self.status = "erased"
 
     def _require_active(self, action: str) -> None:
         if not self.is_active:

@@ -118,6 +118,18 @@ class Booking(Aggregate):
         paid = self.total_due if amount_paid is None else amount_paid
         self._confirmed(at=at.isoformat(), amount_paid=paid, start=self.start)
 
+    def confirm_payment(self, at: datetime, amount_paid: int, *, reinstated: bool = False
+                        ) -> None:
+        """A provider reported the payment. A held booking is confirmed even past its deadline
+        (its item is still occupied for it); an expired one only once the caller has
+        reserved the item again (`reinstated`, payments issue 5)."""
+        if self.status is BookingState.EXPIRED and reinstated:
+            self._confirmed(at=at.isoformat(), amount_paid=amount_paid, start=self.start,
+                            late=True)
+            return
+        transition(self.status, BookingState.CONFIRMED)
+        self._confirmed(at=at.isoformat(), amount_paid=amount_paid, start=self.start)
+
     def expire(self, at: datetime) -> bool:
         """Record the expiry of a lapsed hold; False (nothing recorded) when it has none."""
         if not self.hold_lapsed(at):
@@ -163,7 +175,7 @@ class Booking(Aggregate):
 
     # Confirmed and CheckedOut repeat start / end so timers can be set from the event alone.
     @event("Confirmed")
-    def _confirmed(self, at: str, amount_paid: int, start: str) -> None:
+    def _confirmed(self, at: str, amount_paid: int, start: str, late: bool = False) -> None:
         self.state = BookingState.CONFIRMED.value
         self.amount_paid = amount_paid
 

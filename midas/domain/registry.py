@@ -7,6 +7,7 @@ from eventsourcing.domain import Aggregate
 from midas.domain.accounts import Account
 from midas.domain.bookings import Booking
 from midas.domain.inventory import Item
+from midas.domain.payments import Payment
 from midas.domain.pricing_policy import PricingPolicy
 
-AGGREGATES: tuple[type[Aggregate], ...] = (Item, Account, Booking, PricingPolicy)
+AGGREGATES: tuple[type[Aggregate], ...] = (Item, Account, Booking, PricingPolicy, Payment)

@@ -13,7 +13,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateProtocol, Snapshot
@@ -48,6 +48,24 @@ class AggregateNotFound(Exception):
     def __init__(self, aggregate_id: UUID) -> None:
         super().__init__(f"aggregate {aggregate_id} not found")
         self.aggregate_id = aggregate_id
+
+
+class FieldCodec(Protocol):
+    """Transforms event data on its way in and out (e.g. encrypting personal fields).
+
+    ``seal`` may return statements to run in the append (a new key, say). Aggregates the
+    codec calls ``personal`` are never snapshotted in the database (their state is clear).
+    """
+
+    async def seal(
+        self, aggregate: Aggregate, events: Sequence[NewEvent]
+    ) -> tuple[list[NewEvent], list[Statement]]: ...
+
+    async def open(
+        self, subject: UUID, events: Sequence[RecordedEvent]
+    ) -> list[RecordedEvent]: ...
+
+    def personal(self, aggregate: Aggregate) -> bool: ...
 
 
 class EventTypes:
@@ -122,8 +140,10 @@ class Repository:
         *,
         snapshot_every: int = 50,
         cache_size: int = 10_000,
+        field_codec: FieldCodec | None = None,
     ) -> None:
         self.store = store
+        self.field_codec = field_codec
         self.types = types
         self.snapshot_every = snapshot_every
         self._transcoder = _snapshot_transcoder()
@@ -136,6 +156,8 @@ class Repository:
         aggregate: Any = self._restore(stored) if stored is not None else None
         from_version = aggregate.version + 1 if aggregate is not None else 1
         events = await self.store.read_stream(aggregate_id, from_version)
+        if self.field_codec is not None and events:
+            events = await self.field_codec.open(aggregate_id, events)
         for recorded in events:
             event: CanMutateProtocol[Any] = self.types.decode(recorded)
             aggregate = event.mutate(aggregate)
@@ -156,23 +178,29 @@ class Repository:
     ) -> AppendResult:
         """Append every aggregate's pending events in one atomic append."""
         streams, saved = [], []
+        statements = list(statements)
         for aggregate in aggregates:
             pending = aggregate.collect_events()
             if not pending:
                 continue
             saved.append(aggregate)
+            encoded = [encode_event(aggregate, event) for event in pending]
+            if self.field_codec is not None:
+                encoded, extra = await self.field_codec.seal(aggregate, encoded)
+                statements.extend(extra)
             streams.append(
                 StreamAppend(
                     stream_id=aggregate.id,
                     expected_version=pending[0].originator_version - 1,
-                    events=[encode_event(aggregate, event) for event in pending],
+                    events=encoded,
                 )
             )
         result = await self.store.append(streams, metadata, statements=statements)
         for stream, aggregate in zip(streams, saved, strict=True):
             captured = self._capture(aggregate)
             self._remember(captured)
-            if captured is not None and self._crosses_snapshot(stream):
+            personal = self.field_codec is not None and self.field_codec.personal(aggregate)
+            if captured is not None and not personal and self._crosses_snapshot(stream):
                 await self._save_snapshot(captured)
         return result
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from midas.calendar.google import GooglePusher
+from midas.calendar.poller import CalendarPoller
 from midas.config import Settings
 from midas.eventstore import Database, EventStore, Repository
 from midas.http.consistency import ConsistencyGate
 from midas.http.ratelimit import Clock, RateLimiter
+from midas.notifications.delivery import NotificationWorker
 from midas.projection import ProjectionRunner
 from midas.scheduler import Scheduler
 from midas.security.google import GoogleVerifier
@@ -24,3 +27,6 @@ CLOCK = web.AppKey("clock", Clock)  # replaceable before startup (lockout tests)
 LIMITER = web.AppKey("limiter", RateLimiter)
 GOOGLE = web.AppKey("google", GoogleVerifier)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+NOTIFICATIONS = web.AppKey("notifications", NotificationWorker)  # issue 6
+CALENDAR_POLLER = web.AppKey("calendar_poller", CalendarPoller)
+GOOGLE_CALENDAR = web.AppKey("google_calendar", GooglePusher)

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -79,7 +80,12 @@ def metrics_middleware(metrics: HttpMetrics) -> web.middleware:
     return middleware
 
 
-def problem_middleware() -> web.middleware:
+ErrorHook = Callable[[web.Request, Exception], Awaitable[None]]
+
+
+def problem_middleware(on_error: ErrorHook | None = None) -> web.middleware:
+    """``on_error`` is told of every unhandled error (500), e.g. to record it (issue 6)."""
+
     @web.middleware
     async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
         try:
@@ -109,6 +115,11 @@ def problem_middleware() -> web.middleware:
                 log.warning("database unavailable", extra={"error": type(exc).__name__})
                 return problem_response(unavailable(), request)
             log.exception("unhandled error")
+            if on_error is not None:
+                try:
+                    await on_error(request, exc)
+                except Exception:
+                    log.warning("unhandled error not recorded", exc_info=True)
             return problem_response(
                 Problem(500, "An unexpected error occurred; it has been logged."), request
             )

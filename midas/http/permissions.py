@@ -18,6 +18,13 @@ SUPER_ADMINS = frozenset({Role.SUPER_ADMIN})
 CUSTOMERS_AND_ADMINS = frozenset({Role.CUSTOMER, *ADMINS})  # customers close their own
 
 RULES: dict[str, Rule] = {
+    # notifications and errors (issue 6)
+    "POST /api/v1/errors": PUBLIC,  # any token, or anonymous within a per-IP rate limit
+    "GET /api/v1/admin/errors": STAFF,
+    "GET /api/v1/admin/notifications/outbox": STAFF,
+    "GET /api/v1/admin/notifications/stats": STAFF,
+    "POST /api/v1/admin/notifications/outbox/{id}/retry": ADMINS,
+    "GET /api/v1/notifications/opened/{token}": PUBLIC,  # the open-tracking pixel
     # system
     "GET /health": PUBLIC,
     "GET /ready": PUBLIC,
@@ -36,6 +43,7 @@ RULES: dict[str, Rule] = {
     "PUT /api/v1/accounts/{id}/password": AUTHENTICATED,  # one's own only
     "PUT /api/v1/accounts/{id}/role": SUPER_ADMINS,
     "POST /api/v1/accounts/{id}/deactivate": CUSTOMERS_AND_ADMINS,
+    "POST /api/v1/accounts/{id}/erase": SUPER_ADMINS,  # GDPR erasure (crypto-shredding)
     # inventory
     "POST /api/v1/items": ADMINS,
     "PUT /api/v1/items/{id}/rate": ADMINS,
@@ -67,6 +75,37 @@ RULES: dict[str, Rule] = {
     "POST /api/v1/bookings/{id}/check-in": STAFF,
     "PUT /api/v1/bookings/{id}/concierge": STAFF,
     "POST /api/v1/bookings/{id}/force-majeure": ADMINS,
+    # calendar sync (issue 9): feeds answer staff, the owner, or the owner's feed token
+    # (checked in the handlers; anything else is 404); token routes: the owner or admins
+    "GET /api/v1/calendar/feeds/items/{id}/feed.ics": PUBLIC,
+    "GET /api/v1/calendar/feeds/customers/{id}/feed.ics": PUBLIC,
+    "GET /api/v1/calendar/feeds/concierges/{id}/feed.ics": PUBLIC,
+    "POST /api/v1/calendar/feeds/items/{id}/token": ADMINS,
+    "DELETE /api/v1/calendar/feeds/items/{id}/token": ADMINS,
+    "POST /api/v1/calendar/feeds/customers/{id}/token": AUTHENTICATED,
+    "DELETE /api/v1/calendar/feeds/customers/{id}/token": AUTHENTICATED,
+    "POST /api/v1/calendar/feeds/concierges/{id}/token": STAFF,
+    "DELETE /api/v1/calendar/feeds/concierges/{id}/token": STAFF,
+    "POST /api/v1/calendar/items/{id}/subscriptions": ADMINS,
+    "GET /api/v1/calendar/items/{id}/subscriptions": STAFF,
+    "DELETE /api/v1/calendar/subscriptions/{id}": ADMINS,
+    "POST /api/v1/calendar/subscriptions/{id}/poll": ADMINS,
+    "POST /api/v1/calendar/items/{id}/import": ADMINS,
+    "GET /api/v1/calendar/conflicts": STAFF,
+    "GET /api/v1/calendar/integration-errors": STAFF,
+    "PUT /api/v1/calendar/items/{id}/google": ADMINS,
+    "DELETE /api/v1/calendar/items/{id}/google": ADMINS,
+    "POST /api/v1/calendar/items/{id}/google/sync": ADMINS,
+    # payments (issue 5): a customer pays and reads only their own booking's payments
+    # (checked in the handlers); webhooks are authenticated by their signature / PayPal
+    "POST /api/v1/bookings/{id}/payments": AUTHENTICATED,
+    "GET /api/v1/bookings/{id}/payments": AUTHENTICATED,
+    "POST /api/v1/bookings/{id}/refunds": ADMINS,
+    "POST /api/v1/bookings/{id}/deposit/capture": STAFF,
+    "POST /api/v1/bookings/{id}/deposit/release": STAFF,
+    "GET /api/v1/payments/issues": STAFF,
+    "POST /api/v1/webhooks/stripe": PUBLIC,
+    "POST /api/v1/webhooks/paypal": PUBLIC,
     # audit (issue 8): the log itself, read only, for auditors and super admins
     "GET /api/v1/audit/events": AUDITORS,
     "GET /api/v1/audit/streams/{id}": AUDITORS,

@@ -58,6 +58,17 @@ def set_fields(account_id: UUID, **fields: object) -> Statement:
     )
 
 
+def erase(account_id: UUID) -> Statement:
+    """GDPR erasure: the login email becomes a placeholder no email can match (it has no
+    ``@``), the Google link, the hash and the counters go, and the account is inactive."""
+    return Statement(
+        f"UPDATE {TABLE} SET email = 'erased:' || account_id::text, active = false,"
+        " password_hash = NULL, google_subject = NULL, failed_logins = 0, lockouts = 0,"
+        " locked_until = NULL, updated_at = now() WHERE account_id = $1",
+        (account_id,),
+    )
+
+
 async def by_email(conn: asyncpg.Connection, email: str) -> Credentials | None:
     row = await conn.fetchrow(
         f"SELECT account_id, role, active, password_hash, locked_until FROM {TABLE}"

@@ -1,0 +1,102 @@
+"""The outbox: emails recorded with the decision to send them, each once per cause.
+
+``enqueue`` runs inside the caller's transaction (the notifications projection's batch, or
+an alert's). The dedupe key is deterministic (the cause: an event's stream and version, a
+booking's reminder, an alert's window), so a replay inserts nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+OUTBOX_TABLE = "notif_outbox"
+BOOKINGS_TABLE = "notif_bookings"
+TIMERS_TABLE = "notif_timers"
+STATS_TABLE = "notif_stats"
+# Symbolic recipients, resolved at delivery: ops and legal from settings; an account's
+# address (and name) from auth_accounts / acc_accounts, so the outbox holds no address of a
+# customer and an erased account's pending emails are never sent.
+OPS, LEGAL, ACCOUNT = "@ops", "@legal", "@account"
+STATUSES = ("pending", "sent", "bounced", "dead", "skipped")
+
+ENQUEUE_SQL = (
+    f"INSERT INTO {OUTBOX_TABLE} (dedupe_key, template, recipient, account_id, context,"
+    " next_attempt_at, tracking_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)"
+    " ON CONFLICT (dedupe_key) DO NOTHING"
+)
+
+
+def enqueue_args(
+    dedupe_key: str, template: str, recipient: str, account_id: Any,
+    context: dict[str, Any], due: datetime,
+) -> tuple[Any, ...]:
+    return (dedupe_key, template, recipient, account_id, orjson.dumps(context).decode(), due,
+            tracking_id(dedupe_key))
+
+
+async def enqueue(conn: Any, *args: Any, **kwargs: Any) -> None:
+    await conn.execute(ENQUEUE_SQL, *enqueue_args(*args, **kwargs))
+
+
+def tracking_id(dedupe_key: str) -> uuid.UUID:
+    return uuid.uuid4()  # unguessable; a replay inserts nothing, so it never changes
+
+
+def message_id(dedupe_key: str, domain: str) -> str:
+    """Stable per cause: a resend after a crash carries the same Message-ID."""
+    digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def mask(address: str) -> str:
+    """For staff listings and logs at DEBUG: "j***@example.com"."""
+    if address.startswith("@"):
+        return address
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+async def enqueue_for_booking(
+    conn: asyncpg.Connection, key: str, template: str, booking_id: UUID,
+    customer_id: str | None, extra: dict[str, Any], due: datetime,
+) -> bool:
+    """Queue a customer's email about a booking; False when the booking is unknown."""
+    booking = await booking_context(conn, booking_id)
+    customer = UUID(customer_id) if customer_id else (booking[0] if booking else None)
+    if customer is None:
+        log.warning("notification skipped: unknown booking",
+                    extra={"booking": str(booking_id), "template": template})
+        return False
+    context = {**(booking[1] if booking else unknown_booking(str(booking_id))),
+               **{k: v for k, v in extra.items() if v is not None}}
+    await enqueue(conn, key, template, ACCOUNT, customer, context, due)
+    return True
+
+
+def reminder_key(booking_id: UUID | str) -> str:
+    return f"reminder:{booking_id}"
+
+
+async def booking_context(
+    conn: asyncpg.Connection, booking_id: UUID
+) -> tuple[UUID, dict[str, Any]] | None:
+    row = await conn.fetchrow(
+        f"SELECT customer_id, context FROM {BOOKINGS_TABLE} WHERE booking_id = $1", booking_id)
+    if row is None:
+        return None
+    context = row["context"]
+    return row["customer_id"], orjson.loads(context) if isinstance(context, str) else context
+
+
+def unknown_booking(booking_id: str) -> dict[str, Any]:
+    return {"booking_id": booking_id, "item_name": "your booking"}
