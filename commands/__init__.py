@@ -5,6 +5,7 @@ from commands import (
     audit,
     bookings,
     calendar,
+    customers,
     errors,
     inventory,
     notifications,
@@ -18,3 +19,4 @@ from midas.http.api import Api
 APIS: list[Api] = [inventory.api, quotes.api, bookings.api, accounts.auth_api, accounts.api,
                    audit.api, privacy.api, calendar.api, payments.api, webhooks.api]
 APIS += [errors.api, notifications.api]  # issue 6
+APIS += [customers.api]  # issue 7

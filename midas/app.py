@@ -60,6 +60,7 @@ from midas.scheduler import Scheduler
 from midas.security.google import GoogleVerifier
 from midas.security.passwords import warm_up
 from midas.security.pii import PiiCodec
+from projections.loyalty import LoyaltyProcess
 
 VERSION = "0.1.0"
 
@@ -95,6 +96,7 @@ def create_app(
     app[SETTINGS] = settings
     app[METRICS] = registry
     app[CLOCK] = system_clock
+    app[commands.customers.SEGMENT_MEMBERS] = queries.customers.segment_members  # issue 7
     for endpoint in endpoints:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler,
                              name=endpoint.handler.__name__)
@@ -105,6 +107,7 @@ def create_app(
     app.cleanup_ctx.append(_event_store)
     app.cleanup_ctx.append(_payments)
     app.cleanup_ctx.append(_projections(projectors))
+    app.cleanup_ctx.append(_loyalty)  # issue 7: tier raises and loyalty points
     app.cleanup_ctx.append(_scheduler)
     app.cleanup_ctx.append(_notifications)  # issue 6: email delivery, reminders, alerts
     app.cleanup_ctx.append(_calendar_poller)
@@ -208,6 +211,22 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
     yield
     await runner.stop()
     await commands.webhooks.drain_ipn_tasks(app)
+
+
+async def _loyalty(app: web.Application) -> AsyncIterator[None]:
+    """The loyalty process manager (issue 7): a projection issuing Account commands."""
+    settings = app[SETTINGS]
+    process = LoyaltyProcess(
+        commands.customers.AccountLoyalty(lambda: app[REPOSITORY],
+                                          settings.loyalty_multipliers),
+        settings.tier_thresholds, settings.tier_currency)
+    runner = ProjectionRunner(app[DATABASE], process, app[STORE].notifier,
+                              batch_size=settings.projection_batch_size,
+                              poll_interval_s=settings.poll_interval_s)
+    if settings.projections_enabled and settings.loyalty_enabled:
+        runner.start()
+    yield
+    await runner.stop()
 
 
 async def _calendar_poller(app: web.Application) -> AsyncIterator[None]:

@@ -151,6 +151,17 @@ class Settings(BaseSettings):
     error_high_only: list[str] = Field(default_factory=lambda: ["system"])
     client_error_rate_limit: int = 30  # anonymous error reports per IP per minute
 
+    # Customers and loyalty (issue 7). Tiers rise by lifetime net spend (paid - refunded)
+    # in ``tier_currency`` (minor units); points: whole units of rental + insurance x the
+    # tier's multiplier (Decimal strings), at completion.
+    tier_currency: str = "USD"
+    tier_thresholds: dict[str, int] = Field(default_factory=lambda: {
+        "premium": 100_000_00, "vvip": 500_000_00})
+    loyalty_multipliers: dict[str, str] = Field(default_factory=lambda: {
+        "standard": "1.0", "premium": "1.25", "vvip": "1.5"})
+    loyalty_enabled: bool = True  # the loyalty process manager (tier raises, points)
+    segment_message_limit: int = 10_000  # recipients of one segment message, at most
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

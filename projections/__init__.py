@@ -7,8 +7,10 @@ from projections.bookings import BookingsProjector
 from projections.calendar import CalendarProjector
 from projections.due_tasks import DueTasksProjector
 from projections.inventory import InventoryProjector
+from projections.kpis import KpisProjector
 from projections.notifications import NotificationsProjector
 from projections.payments import PaymentsProjector
+from projections.profiles import ProfilesProjector
 
 
 def all_projectors() -> list[Projector]:
@@ -16,4 +18,5 @@ def all_projectors() -> list[Projector]:
         InventoryProjector(), AvailabilityProjector(), BookingsProjector(), DueTasksProjector(),
         AccountsProjector(), CalendarProjector(), PaymentsProjector(),
         NotificationsProjector(),  # issue 6: the email outbox's process manager
+        ProfilesProjector(), KpisProjector(),  # issue 7 (the loyalty process: midas.app)
     ]

@@ -7,12 +7,16 @@ from queries import (
     availability,
     bookings,
     calendar,
+    customers,
+    dashboard,
     errors,
     inventory,
     notifications,
     payments,
+    reports,
 )
 
 APIS: list[Api] = [inventory.api, availability.api, bookings.api, accounts.api,
                    audit.api, calendar.api, payments.api]
 APIS += [errors.api, notifications.api]  # issue 6
+APIS += [customers.api, reports.api, dashboard.api]  # issue 7

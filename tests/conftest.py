@@ -284,3 +284,55 @@ async def payment_services(
     for client in clients:
         await client.close()
     await drop_schema(pg_dsn, schema)
+
+
+# -- customers, loyalty and KPIs (issue 7) --------------------------------------------------
+
+
+def history_events(
+    customer: UUID, *, rental: int, insurance: int = 0, currency: str = "USD",
+    start: datetime = datetime(2026, 12, 1, 10, tzinfo=UTC), complete: bool = True,
+    refund: int = 0, booking: UUID | None = None, item: UUID | None = None,
+) -> tuple[UUID, list[list[Any]]]:
+    """One paid booking's events (its completion, a refund) in the order they happen, as
+    appends (lists of StreamAppend) for tests to write straight into the store."""
+    from midas.domain.payments import payment_id
+    from midas.eventstore import NewEvent, StreamAppend
+
+    booking = booking or uuid4()
+    payment = payment_id(booking)
+    total = rental + insurance
+    held = start - timedelta(days=10)
+    quote = {"category": "car", "location_code": "NYC", "time_zone": "America/New_York",
+             "currency": currency, "start": start.isoformat(),
+             "end": (start + timedelta(days=1)).isoformat(), "rental": rental,
+             "insurance": insurance, "tax": 0, "total_due": total, "security_deposit": 0}
+    money = {"booking_id": str(booking), "customer_id": str(customer), "currency": currency,
+             "provider": "stripe"}
+    appends = [
+        [StreamAppend(booking, 0, [NewEvent("Booking.Held", {
+            "item_id": str(item or uuid4()), "customer_id": str(customer),
+            "start": quote["start"], "end": quote["end"], "service_level": "standard",
+            "delivered_level": "standard", "quote": quote, "policy_version": 1,
+            "held_at": held.isoformat(),
+            "hold_expires_at": (held + timedelta(minutes=30)).isoformat()})])],
+        [StreamAppend(payment, 0, [
+            NewEvent("Payment.Requested", {**money, "amount": total, "reference": "pi",
+                                           "at": held.isoformat(), "deposit_amount": 0,
+                                           "start": quote["start"]}),
+            NewEvent("Payment.Succeeded", {**money, "amount": total, "reference": "pi",
+                                           "at": held.isoformat(), "deposit_amount": 0,
+                                           "start": quote["start"]})])],
+        [StreamAppend(booking, 1, [NewEvent("Booking.Confirmed", {
+            "at": held.isoformat(), "amount_paid": total, "start": quote["start"],
+            "late": False})])],
+    ]
+    if complete:
+        appends.append([StreamAppend(booking, 2, [
+            NewEvent("Booking.CheckedOut", {"at": quote["start"], "end": quote["end"]}),
+            NewEvent("Booking.CheckedIn", {"at": quote["end"]})])])
+    if refund:
+        appends.append([StreamAppend(payment, 2, [NewEvent("Payment.Refunded", {
+            **money, "amount": refund, "reference": "re", "key": None,
+            "at": quote["end"]})])])
+    return booking, appends

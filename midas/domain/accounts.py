@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
 
 from eventsourcing.domain import Aggregate, event
 
@@ -12,6 +14,7 @@ from midas.domain.errors import DomainError, InvalidState, RuleViolation
 ROLES = ("customer", "concierge", "admin", "super_admin")
 STAFF_ROLES = frozenset({"concierge", "admin", "super_admin"})
 ERASED = "[erased]"  # what an erased personal field reads as (GDPR crypto-shredding)
+TIERS = ("standard", "premium", "vvip")  # customer tiers, lowest first (issue 7)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -37,7 +40,13 @@ class Account(Aggregate):
         "Registered": ("email", "name", "phone", "google_subject"),
         "ProfileChanged": ("changes.email", "changes.name", "changes.phone"),
         "GoogleLinked": ("subject",),
+        "NoteAdded": ("text",),  # concierge notes about a customer (issue 7)
     }
+
+    # Issue 7: tier and loyalty points. Class defaults, so accounts registered before
+    # these existed read as standard with no points.
+    tier = "standard"
+    points = 0
 
     @event("Registered")
     def __init__(
@@ -174,6 +183,94 @@ class Account(Aggregate):
         self.google_subject = ERASED if self.google_subject is not None else None
         self.status = "erased"
 
+    # -- tiers, loyalty points and notes (issue 7) --------------------------------------
+
+    @property
+    def loyalty(self) -> dict[str, list[int]]:
+        """Per booking: [points awarded, points revoked since]."""
+        return self.__dict__.setdefault("loyalty_ledger", {})
+
+    def raise_tier(self, tier: str, reason: str, net_spend: int, currency: str) -> bool:
+        """Automatic upgrade: only ever upwards; False when the tier is not higher."""
+        _check_tier(tier)
+        if TIERS.index(tier) <= TIERS.index(self.tier):
+            return False
+        self._tier_raised(tier=tier, previous=self.tier, reason=reason,
+                          net_spend=net_spend, currency=currency)
+        return True
+
+    def set_tier(self, tier: str, reason: str) -> bool:
+        """An admin's decision, either way, with a reason."""
+        _check_tier(tier)
+        if not reason.strip():
+            raise RuleViolation("setting a tier needs a reason")
+        if tier == self.tier:
+            return False
+        self._tier_set(tier=tier, previous=self.tier, reason=reason.strip())
+        return True
+
+    def award_points(
+        self, booking_id: str, whole_units: int, multipliers: Mapping[str, str]
+    ) -> bool:
+        """Points for a completed booking, once: whole units x the tier multiplier."""
+        if booking_id in self.loyalty:
+            return False
+        multiplier = Decimal(multipliers[self.tier])
+        points = int((Decimal(whole_units) * multiplier).to_integral_value(ROUND_FLOOR))
+        self._points_awarded(booking_id=booking_id, whole_units=whole_units,
+                             multiplier=str(multiplier), points=points,
+                             balance=self.points + points)
+        return True
+
+    def revoke_points(self, booking_id: str, refunded: int, paid: int) -> bool:
+        """Refunds take points back in proportion: floor(awarded x refunded / paid) in all."""
+        entry = self.loyalty.get(booking_id)
+        if entry is None or paid <= 0:
+            return False
+        awarded, revoked = entry
+        target = awarded * min(refunded, paid) // paid
+        points = target - revoked
+        if points <= 0:
+            return False
+        self._points_revoked(booking_id=booking_id, points=points, refunded=refunded,
+                             paid=paid, balance=self.points - points)
+        return True
+
+    def add_note(self, note_id: str, text: str, author_id: str | None) -> None:
+        if not text.strip():
+            raise RuleViolation("a note must not be empty")
+        self._note_added(note_id=note_id, text=text.strip(), author_id=author_id)
+
+    @event("TierRaised")
+    def _tier_raised(self, tier: str, previous: str, reason: str, net_spend: int,
+                     currency: str) -> None:
+        self.tier = tier
+
+    @event("TierSet")
+    def _tier_set(self, tier: str, previous: str, reason: str) -> None:
+        self.tier = tier
+
+    @event("LoyaltyPointsAwarded")
+    def _points_awarded(self, booking_id: str, whole_units: int, multiplier: str, points: int,
+                        balance: int) -> None:
+        self.loyalty[booking_id] = [points, 0]
+        self.points = balance
+
+    @event("LoyaltyPointsRevoked")
+    def _points_revoked(self, booking_id: str, points: int, refunded: int, paid: int,
+                        balance: int) -> None:
+        self.loyalty[booking_id][1] += points
+        self.points = balance
+
+    @event("NoteAdded")
+    def _note_added(self, note_id: str, text: str, author_id: str | None) -> None:
+        pass
+
     def _require_active(self, action: str) -> None:
         if not self.is_active:
             raise InvalidState("the account", self.status, action)
+
+
+def _check_tier(tier: str) -> None:
+    if tier not in TIERS:
+        raise RuleViolation(f"unknown tier {tier!r}")

@@ -25,6 +25,18 @@ RULES: dict[str, Rule] = {
     "GET /api/v1/admin/notifications/stats": STAFF,
     "POST /api/v1/admin/notifications/outbox/{id}/retry": ADMINS,
     "GET /api/v1/notifications/opened/{token}": PUBLIC,  # the open-tracking pixel
+    # customers, loyalty and reports (issue 7); a customer reads only their own profile
+    # and points (checked in the handlers: others' ids are 404)
+    "GET /api/v1/customers": STAFF,
+    "GET /api/v1/customers/{id}": AUTHENTICATED,
+    "GET /api/v1/customers/{id}/points": AUTHENTICATED,
+    "POST /api/v1/customers/{id}/notes": STAFF,
+    "PUT /api/v1/customers/{id}/tier": ADMINS,
+    "POST /api/v1/customers/segments/{segment}/messages": ADMINS,
+    "GET /api/v1/admin/dashboard": STAFF,
+    "GET /api/v1/reports/financial": STAFF,
+    "GET /api/v1/reports/operational": STAFF,
+    "GET /api/v1/reports/customers": STAFF,
     # system
     "GET /health": PUBLIC,
     "GET /ready": PUBLIC,

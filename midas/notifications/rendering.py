@@ -30,6 +30,8 @@ SUBJECTS: dict[str, str] = {
     "dispute_opened": "Dispute opened on booking {{ booking_id }}",
     "concierge_assigned": "Your concierge for {{ item_name }}",
     "alert": "[Midas alert] {{ title }}",
+    # issue 7: a staff message to a customer segment
+    "segment_message": "{{ subject or 'A message from ' ~ (brand_name or 'Midas') }}",
 }
 TEMPLATES = frozenset(SUBJECTS)
 
