@@ -29,7 +29,8 @@ _PERSONAL = personal_paths([Account])
 DIMS_CACHE = 50_000  # bookings whose fixed facts are kept in memory
 
 _ENSURE = (
-    f"INSERT INTO {PROFILES_TABLE} (customer_id, registered_at) VALUES ($1, $2)"
+    f"INSERT INTO {PROFILES_TABLE} (customer_id, registered_at, updated_at)"
+    " VALUES ($1, $2, $3)"
     f" ON CONFLICT (customer_id) DO UPDATE SET registered_at ="
     f" coalesce(EXCLUDED.registered_at, {PROFILES_TABLE}.registered_at)"
 )
@@ -40,7 +41,8 @@ _UPDATE_PROFILE = (
     + ", first_booking_at = LEAST(first_booking_at, $7),"
     " last_booking_at = GREATEST(last_booking_at, $8), status = coalesce($9, status),"
     " tier = coalesce($10, tier), tier_reason = coalesce($11, tier_reason),"
-    " points = coalesce($12, points), updated_at = now() WHERE customer_id = $1"
+    " points = coalesce($12, points), updated_at = coalesce($13, updated_at)"
+    " WHERE customer_id = $1"
 )
 _INSERT_BOOKING = (
     f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, item_id, category, location,"
@@ -93,10 +95,18 @@ class _Batch:
         self.points: list[tuple[Any, ...]] = []
         self.notes: list[tuple[Any, ...]] = []
         self.erased: list[UUID] = []
+        # The time of the event being applied: rows record it, never the clock, so a
+        # rebuild gives exactly the live read model.
+        self.at: datetime | None = None
+        self.first_seen: dict[UUID, datetime] = {}  # a new row's updated_at
+        self.touched: dict[UUID, datetime] = {}  # the last event that changed the profile
 
     def profile(self, customer: UUID, ensure: bool = True) -> list[Any]:
         if ensure:  # create the row if need be (not for staff accounts' status changes)
             self.customers.setdefault(customer, None)
+        if self.at is not None:
+            self.first_seen.setdefault(customer, self.at)
+            self.touched[customer] = self.at
         row = self.profiles.get(customer)
         if row is None:  # counters..., first, last, status, tier, reason, points
             row = self.profiles[customer] = [0] * len(_COUNTERS) + [None] * 6
@@ -110,9 +120,12 @@ class _Batch:
 
     async def write(self, conn: Any) -> None:
         if self.customers:
-            await conn.executemany(_ENSURE, list(self.customers.items()))
+            await conn.executemany(_ENSURE, [
+                (c, at, self.first_seen.get(c) or at or self.at)
+                for c, at in self.customers.items()])
         if self.profiles:
-            await conn.executemany(_UPDATE_PROFILE, [(c, *v) for c, v in self.profiles.items()])
+            await conn.executemany(_UPDATE_PROFILE, [
+                (c, *v, self.touched.get(c)) for c, v in self.profiles.items()])
         if self.bookings:
             await conn.executemany(_INSERT_BOOKING, self.bookings)
         if self.booking_updates:
@@ -151,6 +164,7 @@ class ProfilesProjector:
         await self._load_dims(conn, events)
         batch = _Batch()
         for event in await open_events(conn, events, _PERSONAL):
+            batch.at = event.recorded_at
             kind = event.type.split(".", 1)[0]
             if kind == "Account":
                 self._account(batch, event)
@@ -235,5 +249,6 @@ class ProfilesProjector:
         customer, amount = UUID(d["customer_id"]), int(d["amount"])
         n = 0 if event.type == "Payment.Succeeded" else 1
         batch.customers.setdefault(customer, None)
+        batch.first_seen.setdefault(customer, event.recorded_at)
         batch.spent(customer, d["currency"])[n] += amount
         batch.booking(UUID(d["booking_id"]))[1 + n] += amount
