@@ -8,10 +8,10 @@ running it at once is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
+from midas.background import Background
 from midas.eventstore import Database, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -34,23 +34,14 @@ async def purge_expired(db: Database, keep: timedelta) -> int:
     return removed
 
 
-class Housekeeper:
+class Housekeeper(Background):
+    task_name = "midas-housekeeping"
+
     def __init__(self, db: Database, *, every_s: float, keep: timedelta) -> None:
         self._db = db
         self._every_s = every_s
         self._keep = keep
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="midas-housekeeping")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -10,7 +10,6 @@ failure is retried later with a growing delay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from midas.background import Background
 from midas.domain.errors import DomainError
 from midas.eventstore import Database, is_unavailable
 
@@ -59,9 +59,11 @@ class DueTask:
     attempts: int
 
 
-class Scheduler:
+class Scheduler(Background):
     """Runs due tasks by kind. `delays` postpones a kind past its stored due time
     (e.g. automatic check-in 2 h after the end), so settings may change it."""
+
+    task_name = "midas-scheduler"
 
     def __init__(
         self,
@@ -120,17 +122,6 @@ class Scheduler:
             log.exception("due task failed", extra={"task": task.id})
             return False
         return True
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="midas-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -11,7 +11,6 @@ leaves the blocks exactly as they were.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from uuid import UUID
 
 import aiohttp
 
+from midas.background import Background
 from midas.calendar.importer import FeedError, SyncResult, item_zone, parse_busy, sync_blocks
 from midas.domain.inventory import Item
 from midas.eventstore import AggregateNotFound, Database, Repository, is_unavailable
@@ -46,7 +46,9 @@ class Fetched:
     last_modified: str | None = None
 
 
-class CalendarPoller:
+class CalendarPoller(Background):
+    task_name = "midas-calendar-poller"
+
     def __init__(
         self, db: Database, repo: Repository, clock: Callable[[], datetime],
         config: PollerConfig | None = None,
@@ -60,16 +62,7 @@ class CalendarPoller:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="midas-calendar-poller")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def _stopped(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None

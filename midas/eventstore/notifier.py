@@ -13,12 +13,15 @@ from typing import Any
 
 import asyncpg
 
+from midas.background import Background
 from midas.eventstore.database import Database, is_unavailable
 
 log = logging.getLogger(__name__)
 
 
-class Notifier:
+class Notifier(Background):
+    task_name = "midas-notifier"
+
     def __init__(self, db: Database, channels: list[str], *, retry_s: float = 0.5) -> None:
         self._db = db
         self._channels = [db.channel(c) for c in channels]
@@ -28,17 +31,6 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.connected = asyncio.Event()
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="midas-notifier")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def wait(self, channel: str, timeout: float) -> bool:
         """Wait for a notification on ``channel``; False on timeout."""
@@ -60,7 +52,7 @@ class Notifier:
         if name is not None:
             asyncio.get_running_loop().create_task(self._wake(name))
 
-    async def _run(self) -> None:
+    async def _loop(self) -> None:
         while True:
             conn: asyncpg.Connection | None = None
             try:

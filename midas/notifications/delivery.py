@@ -29,6 +29,7 @@ import aiosmtplib
 import asyncpg
 import orjson
 
+from midas.background import Background
 from midas.config import Settings, SmtpProvider
 from midas.errors import deliver_alerts, raise_alert
 from midas.eventstore import Database, is_unavailable
@@ -66,7 +67,9 @@ class _Outcome:
     SENT, BOUNCED, FAILED = "sent", "bounced", "failed"
 
 
-class NotificationWorker:
+class NotificationWorker(Background):
+    task_name = "midas-notifications"
+
     def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
         self.db = db
         self.settings = settings
@@ -293,16 +296,7 @@ class NotificationWorker:
 
     # -- the background worker -----------------------------------------------------------
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="midas-notifications")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def _stopped(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
