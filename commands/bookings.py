@@ -18,13 +18,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from commands.quotes import Stay, load_item, price
+from midas.domain.accounts import Account
 from midas.domain.bookings import Booking
 from midas.domain.catalogue import ServiceLevel
 from midas.domain.inventory import Item, Unavailable
 from midas.domain.lifecycle import BookingState, InvalidTransition
 from midas.domain.pricing import effective_service_level
 from midas.domain.refunds import CancellationReason
-from midas.eventstore import AppendResult, Repository, retry_on_conflict
+from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
 from midas.http.auth import Principal, current_principal
 from midas.http.consistency import command_response
@@ -75,6 +76,16 @@ async def hold_booking(
         return booking, await repo.save(item, booking, metadata=metadata)
 
     return await retry_on_conflict(attempt)
+
+
+async def customer_tier(repo: Repository, customer_id: UUID) -> ServiceLevel:
+    """The customer's tier, from their account (a tier above the chosen level is delivered
+    free); accounts without one (staff, unknown) book at standard."""
+    try:
+        account = await repo.get(customer_id, cls=Account)
+    except AggregateNotFound:
+        return ServiceLevel.STANDARD
+    return ServiceLevel(getattr(account, "tier", ServiceLevel.STANDARD))
 
 
 async def confirm(
@@ -215,10 +226,11 @@ def _unavailable(exc: Unavailable, principal: Principal) -> Problem:
 @api.post("/api/v1/bookings", summary="Book an item (a hold until paid)", body=HoldBooking)
 async def post_booking(request: web.Request, body: HoldBooking) -> web.Response:
     principal = _principal(request)
+    repo = request.app[REPOSITORY]
     try:
         booking, result = await hold_booking(
-            request.app[REPOSITORY], request.app[CLOCK], principal.account_id, body,
-            command_metadata(request),
+            repo, request.app[CLOCK], principal.account_id, body,
+            command_metadata(request), tier=await customer_tier(repo, principal.account_id),
         )
     except Unavailable as exc:
         raise _unavailable(exc, principal) from None
