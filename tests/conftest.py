@@ -151,27 +151,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def make_client(
-    aiohttp_client: Any, settings: Settings, pg_dsn: str, schema: str
-) -> AsyncIterator[Callable[..., Any]]:
-    """Start service instances on the test's schema (several may share it)."""
-    from midas.app import create_app
-    from midas.http.keys import CLOCK
-
-    clients: list[Any] = []
+def make_client(service: Callable[..., Any]) -> Callable[..., Any]:
+    """Start service instances on the test's schema, optionally with a clock."""
 
     async def make(clock: Callable[[], datetime] | None = None) -> Any:
-        app = create_app(settings)
-        if clock is not None:
-            app[CLOCK] = clock
-        client = await aiohttp_client(app)
-        clients.append(client)
-        return client
+        return await service(clock=clock)
 
-    yield make
-    for client in clients:
-        await client.close()
-    await drop_schema(pg_dsn, schema)
+    return make
 
 
 # -- bookings (issue 4): a service with a manual clock and the scheduler worker off ---------
@@ -188,27 +174,14 @@ def booking_clock() -> Any:
 
 
 @pytest.fixture
-async def booking_services(
-    aiohttp_client: Any, settings: Settings, booking_clock: Any, pg_dsn: str, schema: str
-) -> AsyncIterator[Callable[..., Any]]:
+def booking_services(service: Callable[..., Any], booking_clock: Any) -> Callable[..., Any]:
     """Start service processes on the test's schema sharing `booking_clock`; the
     scheduler worker is off so tests run due tasks themselves (`app[SCHEDULER].run_due`)."""
-    from midas.app import create_app
-    from midas.http.keys import CLOCK
 
-    clients: list[Any] = []
+    async def start(**overrides: Any) -> Any:
+        return await service(clock=booking_clock, scheduler_enabled=False, **overrides)
 
-    async def start() -> Any:
-        app = create_app(settings.model_copy(update={"scheduler_enabled": False}))
-        app[CLOCK] = booking_clock
-        client = await aiohttp_client(app)
-        clients.append(client)
-        return client
-
-    yield start
-    for client in clients:
-        await client.close()
-    await drop_schema(pg_dsn, schema)
+    return start
 
 
 @pytest.fixture
@@ -218,14 +191,19 @@ async def booking_client(booking_services: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 async def service(settings: Settings, aiohttp_client: Any) -> Callable[..., Any]:
-    """Start the service with setting overrides: ``await service(cors_origins=[...])``.
+    """Start the service on the test's schema: ``await service(clock=..., **overrides)``.
 
-    Depends on ``settings`` first, so the apps stop before their schema is dropped.
+    Several may share the schema (as several processes would). It depends on ``settings``
+    first, so the apps stop before the ``schema`` fixture drops their schema.
     """
     from midas.app import create_app
+    from midas.http.keys import CLOCK
 
-    async def start(**overrides: Any) -> Any:
-        return await aiohttp_client(create_app(settings.model_copy(update=overrides)))
+    async def start(*, clock: Callable[[], datetime] | None = None, **overrides: Any) -> Any:
+        app = create_app(settings.model_copy(update=overrides))
+        if clock is not None:
+            app[CLOCK] = clock
+        return await aiohttp_client(app)
 
     return start
 
@@ -254,36 +232,24 @@ async def fake_paypal(aiohttp_server: Any) -> Any:
 
 
 @pytest.fixture
-async def payment_services(
-    aiohttp_client: Any, settings: Settings, booking_clock: Any, fake_stripe: Any,
-    fake_paypal: Any, pg_dsn: str, schema: str,
-) -> AsyncIterator[Callable[..., Any]]:
+def payment_services(
+    booking_services: Callable[..., Any], fake_stripe: Any, fake_paypal: Any
+) -> Callable[..., Any]:
     """Like `booking_services`, with Stripe and PayPal pointed at the local fakes."""
     from pydantic import SecretStr
 
-    from midas.app import create_app
-    from midas.http.keys import CLOCK
     from tests.support.fake_stripe import API_KEY, PAYPAL_RECEIVER, WEBHOOK_SECRET
 
-    clients: list[Any] = []
-
     async def start(**overrides: Any) -> Any:
-        app = create_app(settings.model_copy(update={
-            "scheduler_enabled": False, "stripe_api_base": fake_stripe.url,
+        return await booking_services(**{
+            "stripe_api_base": fake_stripe.url,
             "stripe_secret_key": SecretStr(API_KEY),
             "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
             "paypal_verify_url": fake_paypal.url, "paypal_receiver_email": PAYPAL_RECEIVER,
             **overrides,
-        }))
-        app[CLOCK] = booking_clock
-        client = await aiohttp_client(app)
-        clients.append(client)
-        return client
+        })
 
-    yield start
-    for client in clients:
-        await client.close()
-    await drop_schema(pg_dsn, schema)
+    return start
 
 
 # -- customers, loyalty and KPIs (issue 7) --------------------------------------------------

@@ -3,7 +3,6 @@ all-day blocks with an exclusive DTEND, ETag/304, feed tokens (wrong/revoked: 40
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -11,23 +10,14 @@ from uuid import uuid4
 import pytest
 from icalendar import Calendar
 
-from midas.http.keys import CLOCK
-
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CAR = {"name": "Huracan", "category": "car", "location": "US-CA", "rate": 150_000}
 FEEDS = "/api/v1/calendar/feeds"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Any, booking_clock: Any) -> AsyncIterator[Any]:
-    from midas.app import create_app
-
-    app = create_app(settings.model_copy(update={
-        "scheduler_enabled": False, "calendar_poller_enabled": False}))
-    app[CLOCK] = booking_clock
-    client = await aiohttp_client(app)
-    yield client
-    await client.close()
+async def client(booking_services: Any) -> Any:
+    return await booking_services(calendar_poller_enabled=False)
 
 
 async def _post(client: Any, path: str, body: Any, headers: dict[str, str],

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from midas.http.keys import CLOCK, GATE
+from midas.http.keys import GATE
 from tests.support.fake_google import FakeGoogle
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -38,21 +38,13 @@ async def google(aiohttp_server: Any, key: rsa.RSAPrivateKey) -> AsyncIterator[A
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Any, booking_clock: Any, google: Any,
-                 key: rsa.RSAPrivateKey) -> AsyncIterator[Any]:
-    from midas.app import create_app
-
+async def client(booking_services: Any, google: Any, key: rsa.RSAPrivateKey) -> Any:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    app = create_app(settings.model_copy(update={
-        "scheduler_enabled": False, "calendar_poller_enabled": False,
-        "google_calendar_api_base": google.base, "google_oauth_token_url": google.token_url,
-        "google_service_account_email": EMAIL,
-        "google_service_account_key": SecretStr(pem)}))
-    app[CLOCK] = booking_clock
-    client = await aiohttp_client(app)
-    yield client
-    await client.close()
+    return await booking_services(
+        calendar_poller_enabled=False, google_calendar_api_base=google.base,
+        google_oauth_token_url=google.token_url, google_service_account_email=EMAIL,
+        google_service_account_key=SecretStr(pem))
 
 
 async def _call(client: Any, method: str, path: str, body: Any, headers: dict[str, str],

@@ -76,24 +76,11 @@ async def source(aiohttp_server: Any) -> AsyncIterator[tuple[Source, str]]:
 
 
 @pytest.fixture
-async def start_client(
-    aiohttp_client: Any, settings: Any, booking_clock: Any,
-) -> AsyncIterator[Callable[..., Any]]:
-    from midas.app import create_app
-
-    clients = []
-
+def start_client(booking_services: Callable[..., Any]) -> Callable[..., Any]:
     async def start(**overrides: Any) -> Any:
-        app = create_app(settings.model_copy(update={
-            "scheduler_enabled": False, "calendar_poller_enabled": False, **overrides}))
-        app[CLOCK] = booking_clock
-        client = await aiohttp_client(app)
-        clients.append(client)
-        return client
+        return await booking_services(calendar_poller_enabled=False, **overrides)
 
-    yield start
-    for client in clients:
-        await client.close()
+    return start
 
 
 async def _post(client: Any, path: str, body: Any, headers: dict[str, str],
