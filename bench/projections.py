@@ -241,9 +241,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
             for projector in projectors:
                 await reset(conn, projector)
         started = time.perf_counter()  # all at once, as the service runs them
-        await asyncio.gather(*(catch_up(db, p, batch_size=2000)
-                               for p in projections.all_projectors()
-                               if only is None or p.name in only))
+        await catch_up(db, *projectors, batch_size=2000)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         latencies = []

@@ -35,8 +35,8 @@ from midas.http.keys import (
     LIMITER,
     METRICS,
     NOTIFICATIONS,
+    PROJECTORS,
     REPOSITORY,
-    RUNNERS,
     SCHEDULER,
     SETTINGS,
     STORE,
@@ -202,7 +202,7 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
     app[commands.payments.STRIPE] = StripeGateway(settings)
     app[commands.webhooks.IPN_TASKS] = set()
     runner = ProjectionRunner(
-        app[DATABASE], PaymentsProcess(commands.payments.process_handlers(app)),
+        app[DATABASE], [PaymentsProcess(commands.payments.process_handlers(app))],
         app[STORE].notifier, batch_size=settings.projection_batch_size,
         poll_interval_s=settings.poll_interval_s,
     )
@@ -220,7 +220,7 @@ async def _loyalty(app: web.Application) -> AsyncIterator[None]:
         commands.customers.AccountLoyalty(lambda: app[REPOSITORY],
                                           settings.loyalty_multipliers),
         settings.tier_thresholds, settings.tier_currency)
-    runner = ProjectionRunner(app[DATABASE], process, app[STORE].notifier,
+    runner = ProjectionRunner(app[DATABASE], [process], app[STORE].notifier,
                               batch_size=settings.projection_batch_size,
                               poll_interval_s=settings.poll_interval_s)
     if settings.projections_enabled and settings.loyalty_enabled:
@@ -273,22 +273,17 @@ def _projections(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        runners = [
-            ProjectionRunner(
-                app[DATABASE], projector, app[STORE].notifier,
-                batch_size=settings.projection_batch_size,
-                poll_interval_s=settings.poll_interval_s,
-                linger_s=settings.projection_linger_s,
-            )
-            for projector in projectors()
-        ]
-        app[RUNNERS] = runners
+        app[PROJECTORS] = projectors()
+        runner = ProjectionRunner(
+            app[DATABASE], app[PROJECTORS], app[STORE].notifier,
+            batch_size=settings.projection_batch_size,
+            poll_interval_s=settings.poll_interval_s,
+            linger_s=settings.projection_linger_s,
+        )
         if settings.projections_enabled:
-            for runner in runners:
-                runner.start()
+            runner.start()
         yield
-        for runner in runners:
-            await runner.stop()
+        await runner.stop()
 
     return context
 

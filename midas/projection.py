@@ -54,41 +54,81 @@ async def ensure_checkpoint(conn: asyncpg.Connection, name: str) -> None:
     )
 
 
+_POSITIONS_SQL = (
+    "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1::text[])"
+    " ORDER BY name"  # one lock order for every runner: no deadlocks between them
+)
 _PROGRESS_SQL = (
-    "SELECT position, (SELECT coalesce(max(position), 0) FROM events) AS head"
-    " FROM projection_checkpoints WHERE name = $1"
+    "SELECT (SELECT coalesce(max(position), 0) FROM events) AS head,"
+    " array_agg(name) AS names, array_agg(position) AS positions"
+    " FROM projection_checkpoints WHERE name = ANY($1::text[])"
 )
 _ADVANCE_SQL = (
     "WITH moved AS (UPDATE projection_checkpoints SET position = $2, updated_at = now()"
-    " WHERE name = $1 RETURNING name, position)"
+    " WHERE name = ANY($1::text[]) RETURNING name, position)"
     " SELECT pg_notify($3, name || ':' || position) FROM moved"
 )
+
+
+async def behind(
+    conn: asyncpg.Connection, projectors: Sequence[Projector]
+) -> tuple[int, list[list[Projector]]]:
+    """The head, and the projectors behind it in cohorts of equal position, front first.
+
+    Projectors that run together stay at one position, so there is usually one cohort;
+    a projection reset or added while the others run catches up as its own cohort
+    without holding the others back.
+    """
+    row = await conn.fetchrow(_PROGRESS_SQL, [p.name for p in projectors])
+    head, at = row["head"], dict(zip(row["names"] or (), row["positions"] or (), strict=True))
+    cohorts: dict[int, list[Projector]] = {}
+    for projector in projectors:
+        position = at.get(projector.name, 0)
+        if position < head:
+            cohorts.setdefault(position, []).append(projector)
+    return head, [cohorts[position] for position in sorted(cohorts, reverse=True)]
+
+
+async def apply_batch(
+    conn: asyncpg.Connection, db: Database, projectors: Sequence[Projector],
+    batch_size: int, head: int,
+) -> bool:
+    """Apply the next batch of events up to ``head`` to every projector, in one
+    transaction with their checkpoints; False when none of them was behind.
+
+    The log is read once for all of them; each projector gets the events it handles
+    after its own checkpoint, which is locked (``FOR UPDATE``) and re-read here: the
+    fence against applying an event twice.
+    """
+    async with conn.transaction():
+        at = {r["name"]: r["position"] for r in await conn.fetch(
+            _POSITIONS_SQL + " FOR UPDATE", [p.name for p in projectors])}
+        lagging = [p for p in projectors if at.get(p.name, 0) < head]
+        if not lagging:
+            return False
+        start = min(at.get(p.name, 0) for p in lagging)
+        types = sorted(frozenset().union(*(p.handles for p in lagging)))
+        events = [e for e in await read_all(conn, start, batch_size, types)
+                  if e.position <= head]
+        end = head if len(events) < batch_size else events[-1].position
+        writes = DeferredWrites(conn)
+        for projector in lagging:
+            after = at.get(projector.name, 0)
+            mine = [e for e in events if e.position > after and e.type in projector.handles]
+            if mine:
+                await projector.apply(writes, mine)  # type: ignore[arg-type]
+        await writes.flush()
+        moved = [p.name for p in lagging if at.get(p.name, 0) < end]
+        await conn.execute(_ADVANCE_SQL, moved, end, db.channel(CHECKPOINTS_CHANNEL))
+    return True
 
 
 async def apply_next_batch(
     conn: asyncpg.Connection, db: Database, projector: Projector, batch_size: int
 ) -> bool:
-    """Apply the next batch; False when the projection has reached the head."""
-    progress = await conn.fetchrow(_PROGRESS_SQL, projector.name)
-    if progress["position"] >= progress["head"]:
-        return False  # caught up: no transaction needed to find out
-    async with conn.transaction():
-        # Re-read under the row lock: the checkpoint is the fence against double applies.
-        progress = await conn.fetchrow(_PROGRESS_SQL + " FOR UPDATE", projector.name)
-        position, head = progress["position"], progress["head"]
-        if position >= head:
-            return False
-        events = await read_all(conn, position, batch_size, sorted(projector.handles))
-        events = [e for e in events if e.position <= head]
-        new_position = head if len(events) < batch_size else events[-1].position
-        if events:
-            writes = DeferredWrites(conn)
-            await projector.apply(writes, events)  # type: ignore[arg-type]
-            await writes.flush()
-        await conn.execute(
-            _ADVANCE_SQL, projector.name, new_position, db.channel(CHECKPOINTS_CHANNEL)
-        )
-    return True
+    """Apply one projector's next batch; False when it has reached the head."""
+    head, cohorts = await behind(conn, [projector])
+    return bool(cohorts) and await apply_batch(conn, db, [projector], batch_size, head)
 
 
 _QUERIES = frozenset({
@@ -154,19 +194,34 @@ async def reset(conn: asyncpg.Connection, projector: Projector) -> None:
         )
 
 
-async def catch_up(db: Database, projector: Projector, batch_size: int = 500) -> None:
-    """Apply batches until the head (used by rebuilds run outside the service)."""
+async def catch_up(db: Database, *projectors: Projector, batch_size: int = 500) -> None:
+    """Apply batches until the head, the projectors together as the service runs them
+    (used by rebuilds run outside the service)."""
     async with db.acquire() as conn:
-        await ensure_checkpoint(conn, projector.name)
-        while await apply_next_batch(conn, db, projector, batch_size):
-            pass
+        for projector in projectors:
+            await ensure_checkpoint(conn, projector.name)
+        while True:
+            head, cohorts = await behind(conn, projectors)
+            if not cohorts:
+                return
+            for cohort in cohorts:
+                await apply_batch(conn, db, cohort, batch_size, head)
 
 
 class ProjectionRunner:
+    """Keeps projectors up to date in this process, on one connection.
+
+    Each projector has its own leader lock (a session advisory lock), so any number of
+    processes can run while one leads each projector. The projectors this runner leads
+    are applied together: one read of the log and one transaction per batch for all of
+    them. A projector that fails is set apart and retried alone, so it holds no other
+    back.
+    """
+
     def __init__(
         self,
         db: Database,
-        projector: Projector,
+        projectors: Sequence[Projector],
         notifier: Notifier,
         *,
         batch_size: int = 500,
@@ -175,7 +230,7 @@ class ProjectionRunner:
         linger_s: float = 0.0,
     ) -> None:
         self.db = db
-        self.projector = projector
+        self.projectors = list(projectors)
         self._notifier = notifier
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -183,16 +238,21 @@ class ProjectionRunner:
         self._linger_s = linger_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self.is_leader = False
+        self._led: list[Projector] = []
+        self._set_apart: dict[str, float] = {}  # failing projector -> retry at (loop time)
         self.batches_applied = 0
 
     @property
     def name(self) -> str:
-        return self.projector.name
+        return ",".join(p.name for p in self.projectors)
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self._led)
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"projection-{self.name}")
+            self._task = asyncio.create_task(self._run(), name=f"projections-{self.name}")
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in progress, then stop."""
@@ -212,32 +272,30 @@ class ProjectionRunner:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self.db.connect()
-                await ensure_checkpoint(conn, self.name)
-                if await conn.fetchval(
-                    "SELECT pg_try_advisory_lock($1)", self.db.lock_key(f"projection:{self.name}")
-                ):
-                    self.is_leader = True
-                    await self._lead(conn)
-                else:
-                    await self._sleep(self._poll_interval_s)
+                for projector in self.projectors:
+                    await ensure_checkpoint(conn, projector.name)
+                await self._lead(conn)
             except Exception as exc:
                 if not is_unavailable(exc):
-                    log.exception("projection failed", extra={"projection": self.name})
+                    log.exception("projections failed", extra={"projection": self.name})
                 await self._sleep(self._retry_s)
             finally:
-                self.is_leader = False
+                self._led = []
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), 2)
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
+        loop = asyncio.get_running_loop()
+        next_claim = 0.0
         while not self._stopping.is_set():
-            if await apply_next_batch(conn, self.db, self.projector, self._batch_size):
-                self.batches_applied += 1
+            if len(self._led) < len(self.projectors) and loop.time() >= next_claim:
+                await self._claim(conn)
+                next_claim = loop.time() + self._poll_interval_s
+            if await self._cycle(conn):
                 continue
-            waiter = asyncio.ensure_future(
-                self._notifier.wait(EVENTS_CHANNEL, self._poll_interval_s)
-            )
+            wait_s = self._retry_s if self._set_apart else self._poll_interval_s
+            waiter = asyncio.ensure_future(self._notifier.wait(EVENTS_CHANNEL, wait_s))
             stopper = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stopper):
@@ -245,6 +303,45 @@ class ProjectionRunner:
             if self._linger_s:
                 # Under load, let a few more commits land: one batch then carries them all.
                 await self._sleep(self._linger_s)
+
+    async def _claim(self, conn: asyncpg.Connection) -> None:
+        """Take the leader lock of every projector no other process leads."""
+        for projector in self.projectors:
+            if projector not in self._led and await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)",
+                self.db.lock_key(f"projection:{projector.name}"),
+            ):
+                self._led.append(projector)
+
+    async def _cycle(self, conn: asyncpg.Connection) -> bool:
+        """One batch for each cohort of led projectors behind the head; True if any ran."""
+        now = asyncio.get_running_loop().time()
+        ready = [p for p in self._led if self._set_apart.get(p.name, 0.0) <= now]
+        if not ready:
+            return False
+        head, cohorts = await behind(conn, ready)
+        applied = False
+        for cohort in cohorts:
+            applied = await self._apply(conn, cohort, head) or applied
+        return applied
+
+    async def _apply(self, conn: asyncpg.Connection, cohort: list[Projector], head: int) -> bool:
+        try:
+            applied = await apply_batch(conn, self.db, cohort, self._batch_size, head)
+        except Exception as exc:
+            if is_unavailable(exc) or conn.is_closed():
+                raise
+            if len(cohort) > 1:  # find the culprit: each alone
+                results = [await self._apply(conn, [p], head) for p in cohort]
+                return any(results)
+            log.exception("projection failed", extra={"projection": cohort[0].name})
+            self._set_apart[cohort[0].name] = asyncio.get_running_loop().time() + self._retry_s
+            return False
+        for projector in cohort:
+            self._set_apart.pop(projector.name, None)
+        if applied:
+            self.batches_applied += 1
+        return applied
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -20,7 +20,7 @@ from midas.eventstore import EventTypes
 from midas.eventstore.chain import verify_chain
 from midas.http.api import Api
 from midas.http.context import path_uuid
-from midas.http.keys import DATABASE, RUNNERS, SETTINGS
+from midas.http.keys import DATABASE, PROJECTORS, SETTINGS
 from midas.http.problems import Problem
 from midas.replay import NoReadModel, read_model_as_of
 
@@ -185,7 +185,7 @@ class ReadModelAsOf(BaseModel):
          query=AsOfQuery, response=ReadModelAsOf)
 async def read_model(request: web.Request, query: AsOfQuery) -> web.Response:
     name = request.match_info["name"]
-    projector = next((r.projector for r in request.app[RUNNERS] if r.name == name), None)
+    projector = next((p for p in request.app[PROJECTORS] if p.name == name), None)
     if projector is None:
         raise Problem(404, f"No read model named {name!r}.")
     db = request.app[DATABASE]

@@ -12,7 +12,7 @@ from midas.eventstore import Database, EventStore, Repository
 from midas.http.consistency import ConsistencyGate
 from midas.http.ratelimit import Clock, RateLimiter
 from midas.notifications.delivery import NotificationWorker
-from midas.projection import ProjectionRunner
+from midas.projection import Projector
 from midas.scheduler import Scheduler
 from midas.security.google import GoogleVerifier
 
@@ -21,7 +21,7 @@ DATABASE = web.AppKey("database", Database)
 STORE = web.AppKey("store", EventStore)
 REPOSITORY = web.AppKey("repository", Repository)
 GATE = web.AppKey("gate", ConsistencyGate)
-RUNNERS = web.AppKey("runners", list[ProjectionRunner])
+PROJECTORS = web.AppKey("projectors", list[Projector])  # the read models this service keeps
 METRICS = web.AppKey("metrics", CollectorRegistry)
 CLOCK = web.AppKey("clock", Clock)  # replaceable before startup (lockout tests)
 LIMITER = web.AppKey("limiter", RateLimiter)

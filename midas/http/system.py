@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from midas.eventstore import is_unavailable
 from midas.http.api import Api
-from midas.http.keys import DATABASE, METRICS, RUNNERS, SETTINGS
+from midas.http.keys import DATABASE, METRICS, PROJECTORS, SETTINGS
 from midas.projection import projection_status
 
 api = Api(tag="system", kind="system")
@@ -43,7 +43,7 @@ async def health(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """503 while the database is unreachable or a projection lags too far behind."""
     settings = request.app[SETTINGS]
-    projectors = [runner.projector for runner in request.app[RUNNERS]]
+    projectors = request.app[PROJECTORS]
     try:
         statuses = await projection_status(request.app[DATABASE], projectors)
     except Exception as exc:

@@ -221,7 +221,8 @@ async def test_a_block_over_a_booking_is_refused_and_recorded(
     found = (await conflicts.json())["conflicts"]
     assert len(found) == 1 and found[0]["conflicts"][0]["id"] == booking
     assert found[0]["start"].startswith("2026-11-10T10:00")
-    state = await client.get(f"/api/v1/bookings/{booking}", headers=auth("admin"))
+    state = await client.get(f"/api/v1/bookings/{booking}", headers=auth("admin"),
+                             params={"min_position": held.headers["Midas-Position"]})
     assert (await state.json())["status"] == "held"
     # Polling again does not record it twice; once the booking is gone the block fits.
     await _poll(client, auth, sub)

@@ -148,7 +148,7 @@ async def test_blue_green_rebuild_while_the_live_runner_and_writers_run(
     projector = InventoryProjector()
     await inventory_history(store, 10)
     notifier = Notifier(db, [EVENTS_CHANNEL])
-    runner = ProjectionRunner(db, projector, notifier, batch_size=5, poll_interval_s=0.05)
+    runner = ProjectionRunner(db, [projector], notifier, batch_size=5, poll_interval_s=0.05)
     runner.start()
     try:
         writers = asyncio.gather(*(inventory_history(store, 3, f"w{n}") for n in range(4)))

@@ -22,31 +22,35 @@ from midas.projection import (
 class Tally:
     """Counts deposits per account; every application of an event is logged."""
 
-    name = "tally"
-    tables = ("tally", "tally_log")
     handles = frozenset({"Account.Deposited"})
 
-    def __init__(self, fail_at: int | None = None, label: str = "main") -> None:
+    def __init__(
+        self, fail_at: int | None = None, label: str = "main", name: str = "tally"
+    ) -> None:
         self.fail_at = fail_at
         self.label = label
+        self.name = name
+        self.tables = (name, f"{name}_log")
+        self.broken = False  # fails every batch while True
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         for event in events:
-            if event.position == self.fail_at:
+            if event.position == self.fail_at or self.broken:
                 self.fail_at = None  # fail once, mid-batch, after earlier rows were written
                 raise RuntimeError("injected fault")
             await conn.execute(
-                "INSERT INTO tally (account, total) VALUES ($1, $2) ON CONFLICT (account)"
-                " DO UPDATE SET total = tally.total + EXCLUDED.total",
+                f"INSERT INTO {self.name} (account, total) VALUES ($1, $2) ON CONFLICT (account)"
+                f" DO UPDATE SET total = {self.name}.total + EXCLUDED.total",
                 event.stream_id, event.data["amount"],
             )
-            await conn.execute("INSERT INTO tally_log VALUES ($1, $2)", event.position, self.label)
+            await conn.execute(
+                f"INSERT INTO {self.name}_log VALUES ($1, $2)", event.position, self.label)
 
 
-async def create_tables(db: Database) -> None:
+async def create_tables(db: Database, name: str = "tally") -> None:
     async with db.acquire() as conn:
-        await conn.execute("CREATE TABLE tally (account uuid PRIMARY KEY, total bigint)")
-        await conn.execute("CREATE TABLE tally_log (position bigint, runner text)")
+        await conn.execute(f"CREATE TABLE {name} (account uuid PRIMARY KEY, total bigint)")
+        await conn.execute(f"CREATE TABLE {name}_log (position bigint, runner text)")
 
 
 async def deposit_history(store: EventStore, accounts: int = 10, rounds: int = 30) -> None:
@@ -60,15 +64,22 @@ async def deposit_history(store: EventStore, accounts: int = 10, rounds: int = 3
         ])
 
 
-async def read_model(db: Database) -> dict:
+async def read_model(db: Database, name: str = "tally") -> dict:
     async with db.acquire() as conn:
-        return {r["account"]: r["total"] for r in await conn.fetch("SELECT * FROM tally")}
+        return {r["account"]: r["total"] for r in await conn.fetch(f"SELECT * FROM {name}")}
+
+
+async def applied_twice(db: Database, name: str) -> int:
+    async with db.acquire() as conn:
+        return await conn.fetchval(
+            f"SELECT count(*) FROM (SELECT position FROM {name}_log GROUP BY position"
+            " HAVING count(*) > 1) AS twice")
 
 
 async def wait_caught_up(db: Database, name: str, timeout: float = 10) -> None:
     async def reached() -> None:
         while True:
-            (status,) = await projection_status(db, [Tally()])
+            (status,) = await projection_status(db, [Tally(name=name)])
             if status.lag == 0 and status.head > 0:
                 return
             await asyncio.sleep(0.05)
@@ -81,7 +92,7 @@ async def test_fault_mid_batch_resumes_equal_to_a_rebuild(db: Database, store: E
     await deposit_history(store)
     head = await store.head()
     notifier = Notifier(db, [EVENTS_CHANNEL])
-    runner = ProjectionRunner(db, Tally(fail_at=head // 2), notifier, batch_size=40,
+    runner = ProjectionRunner(db, [Tally(fail_at=head // 2)], notifier, batch_size=40,
                               poll_interval_s=0.05, retry_s=0.05)
     runner.start()
     try:
@@ -104,7 +115,7 @@ async def test_two_runners_never_both_apply(db: Database, store: EventStore) -> 
     await create_tables(db)
     notifiers = [Notifier(db, [EVENTS_CHANNEL]) for _ in range(2)]
     runners = [
-        ProjectionRunner(db, Tally(label=f"r{n}"), notifiers[n], batch_size=5,
+        ProjectionRunner(db, [Tally(label=f"r{n}")], notifiers[n], batch_size=5,
                          poll_interval_s=0.05, retry_s=0.05)
         for n in range(2)
     ]
@@ -142,3 +153,55 @@ async def test_rebuild_gives_exactly_the_live_read_model(db: Database, store: Ev
     assert await read_model(db) == live
     (status,) = await projection_status(db, [Tally()])
     assert status.position == await store.head()
+
+
+async def test_one_runner_applies_several_projections_each_exactly_once(
+    db: Database, store: EventStore
+) -> None:
+    """Led together (one read, one transaction per batch); one of them reset while
+    running catches up on its own without holding the other back."""
+    tally, ledger = Tally(), Tally(name="ledger")
+    for projector in (tally, ledger):
+        await create_tables(db, projector.name)
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, [tally, ledger], notifier, batch_size=7,
+                              poll_interval_s=0.05, retry_s=0.05)
+    runner.start()
+    try:
+        await deposit_history(store, accounts=4, rounds=12)
+        await wait_caught_up(db, "tally")
+        await wait_caught_up(db, "ledger")
+        async with db.acquire() as conn:
+            await reset(conn, ledger)
+        await deposit_history(store, accounts=3, rounds=9)
+        await wait_caught_up(db, "tally")
+        await wait_caught_up(db, "ledger")
+    finally:
+        await runner.stop()
+        await notifier.stop()
+    assert await read_model(db, "ledger") == await read_model(db, "tally") != {}
+    assert await applied_twice(db, "tally") == 0
+    assert await applied_twice(db, "ledger") == 0
+
+
+async def test_a_failing_projection_holds_no_other_back(db: Database, store: EventStore) -> None:
+    tally, broken = Tally(), Tally(name="ledger")
+    broken.broken = True
+    for projector in (tally, broken):
+        await create_tables(db, projector.name)
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, [tally, broken], notifier, batch_size=5,
+                              poll_interval_s=0.05, retry_s=0.05)
+    runner.start()
+    try:
+        await deposit_history(store, accounts=3, rounds=9)
+        await wait_caught_up(db, "tally")
+        (status,) = await projection_status(db, [broken])
+        assert status.position == 0 and status.lag > 0
+        broken.broken = False  # fixed: it catches up and rejoins
+        await wait_caught_up(db, "ledger")
+    finally:
+        await runner.stop()
+        await notifier.stop()
+    assert await read_model(db, "ledger") == await read_model(db, "tally") != {}
+    assert await applied_twice(db, "ledger") == 0
