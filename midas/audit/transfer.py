@@ -20,6 +20,7 @@ from midas.audit.log import LogFilter, ndjson_line, pages
 from midas.eventstore import codec
 from midas.eventstore.chain import ChainReport, verify_chain
 from midas.eventstore.database import Database
+from midas.eventstore.store import EVENTS_CHANNEL
 
 BATCH = 1000
 
@@ -105,6 +106,9 @@ async def import_log(db: Database, lines: Iterable[bytes] | AsyncIterator[bytes]
                 raise ImportRefused(
                     f"the imported chain breaks at position {report.first_broken_position}:"
                     f" {report.reason}")
+            # Announced like any commit: running services re-read what they cached.
+            await conn.execute("SELECT pg_notify($1, $2)", db.channel(EVENTS_CHANNEL),
+                               str(expected - 1))
         return report
     finally:
         await conn.close()

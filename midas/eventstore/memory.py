@@ -71,6 +71,9 @@ class InMemoryEventStore:
     async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None:
         return self.snapshots.get(stream_id)
 
+    def cache_epoch(self) -> int | None:
+        return None  # repositories sharing this store would not see each other's appends
+
     def _version(self, stream_id: UUID) -> int:
         return sum(1 for e in self.events if e.stream_id == stream_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ class Notifier(Background):
         self._names = dict(zip(self._channels, channels, strict=True))
         self._retry_s = retry_s
         self._conditions = {name: asyncio.Condition() for name in channels}
+        self._listeners: dict[str, list[Callable[[str | None], None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.connected = asyncio.Event()
@@ -42,14 +44,21 @@ class Notifier(Background):
             except TimeoutError:
                 return False
 
+    def listen(self, channel: str, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(payload)`` on each notification, and ``callback(None)`` on
+        each (re)connection: notifications sent meanwhile may have been lost."""
+        self._listeners.setdefault(channel, []).append(callback)
+
     async def _wake(self, channel: str) -> None:
         condition = self._conditions[channel]
         async with condition:
             condition.notify_all()
 
-    def _on_notify(self, _conn: Any, _pid: int, channel: str, _payload: str) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         name = self._names.get(channel)
         if name is not None:
+            for callback in self._listeners.get(name, ()):
+                callback(payload)
             asyncio.get_running_loop().create_task(self._wake(name))
 
     async def _loop(self) -> None:
@@ -64,6 +73,8 @@ class Notifier(Background):
                 self.connected.set()
                 # Anything sent while we were away is lost: wake everyone to re-read.
                 for name in self._conditions:
+                    for callback in self._listeners.get(name, ()):
+                        callback(None)
                     await self._wake(name)
                 await self._watch(conn)
             except asyncio.CancelledError:

@@ -128,9 +128,11 @@ class Repository:
 
     Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
     up to ``cache_size`` aggregates is kept in memory as encoded snapshots (immutable
-    bytes): loading one then reads only the events after it, usually none, in one query.
-    The log stays the truth: every load fast-forwards from it, and every save is checked
-    against it by expected version.
+    bytes), each with the store's cache epoch when it was known current. While the epoch
+    has not moved (no other writer appended since), a load uses it without a query;
+    otherwise it reads the events after it, usually none. The log stays the truth: every
+    save is checked against it by expected version, and a save that loses evicts what
+    it was based on, so the retry reads the log.
     """
 
     def __init__(
@@ -147,25 +149,32 @@ class Repository:
         self.types = types
         self.snapshot_every = snapshot_every
         self._transcoder = _snapshot_transcoder()
-        self._cache: OrderedDict[UUID, StoredSnapshot | None] = OrderedDict()
+        self._cache: OrderedDict[UUID, tuple[StoredSnapshot | None, int | None]] = (
+            OrderedDict())
         self._cache_size = cache_size
 
     async def get(self, aggregate_id: UUID, *, cls: type[A] | None = None) -> A:
-        cached = self._cache.get(aggregate_id, _UNKNOWN)
+        epoch = self.store.cache_epoch()
+        cached, known_at = self._cache.get(aggregate_id, (_UNKNOWN, None))
         stored = await self.store.load_snapshot(aggregate_id) if cached is _UNKNOWN else cached
         aggregate: Any = self._restore(stored) if stored is not None else None
-        from_version = aggregate.version + 1 if aggregate is not None else 1
-        events = await self.store.read_stream(aggregate_id, from_version)
+        if epoch is not None and known_at == epoch:
+            events: list[RecordedEvent] = []  # nobody else has appended since
+        else:
+            from_version = aggregate.version + 1 if aggregate is not None else 1
+            events = await self.store.read_stream(aggregate_id, from_version)
         if self.field_codec is not None and events:
             events = await self.field_codec.open(aggregate_id, events)
         for recorded in events:
             event: CanMutateProtocol[Any] = self.types.decode(recorded)
             aggregate = event.mutate(aggregate)
         if aggregate is None:
-            self._put(aggregate_id, None)  # known absent: next time, no snapshot lookup
+            self._put(aggregate_id, None, epoch)  # known absent: no snapshot lookup next time
             raise AggregateNotFound(aggregate_id)
         if events or cached is _UNKNOWN:
-            self._remember(self._capture(aggregate))
+            self._remember(self._capture(aggregate), epoch)
+        elif known_at != epoch:
+            self._put(aggregate_id, cached, epoch)
         if cls is not None and not isinstance(aggregate, cls):
             raise AggregateNotFound(aggregate_id)
         return aggregate
@@ -195,10 +204,16 @@ class Repository:
                     events=encoded,
                 )
             )
-        result = await self.store.append(streams, metadata, statements=statements)
+        epoch = self.store.cache_epoch()
+        try:
+            result = await self.store.append(streams, metadata, statements=statements)
+        except ConcurrencyConflict:
+            for stream in streams:  # what the losing decision was based on is stale
+                self._cache.pop(stream.stream_id, None)
+            raise
         for stream, aggregate in zip(streams, saved, strict=True):
             captured = self._capture(aggregate)
-            self._remember(captured)
+            self._remember(captured, epoch)
             personal = self.field_codec is not None and self.field_codec.personal(aggregate)
             if captured is not None and not personal and self._crosses_snapshot(stream):
                 await self._save_snapshot(captured)
@@ -220,18 +235,18 @@ class Repository:
         return StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
                               snapshot.timestamp)
 
-    def _remember(self, captured: StoredSnapshot | None) -> None:
+    def _remember(self, captured: StoredSnapshot | None, epoch: int | None) -> None:
         if captured is None:
             return
-        current = self._cache.get(captured.stream_id)
+        current, _ = self._cache.get(captured.stream_id, (None, None))
         if current is not None and current.version > captured.version:
             return
-        self._put(captured.stream_id, captured)
+        self._put(captured.stream_id, captured, epoch)
 
-    def _put(self, aggregate_id: UUID, entry: StoredSnapshot | None) -> None:
+    def _put(self, aggregate_id: UUID, entry: StoredSnapshot | None, epoch: int | None) -> None:
         if self._cache_size <= 0:
             return
-        self._cache[aggregate_id] = entry
+        self._cache[aggregate_id] = (entry, epoch)
         self._cache.move_to_end(aggregate_id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -155,6 +155,10 @@ class EventStorePort(Protocol):
 
     async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None: ...
 
+    def cache_epoch(self) -> int | None:
+        """Changes whenever another writer may have appended; None: trust no cache."""
+        ...
+
 
 class EventStore:
     def __init__(
@@ -170,7 +174,12 @@ class EventStore:
         self._channel = db.channel(EVENTS_CHANNEL)
         self._owns_notifier = notifier is None
         self.notifier = notifier or Notifier(db, [EVENTS_CHANNEL])
+        self.notifier.listen(EVENTS_CHANNEL, self._on_commit_seen)
         self.batches_committed = 0
+        # Commits are announced by their last position: ours are known, any other one
+        # (another process, another store) moves the epoch on.
+        self._own_commits: set[int] = set()
+        self._epoch = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -190,6 +199,22 @@ class EventStore:
             await self._abandon_quietly()
         if self._owns_notifier:
             await self.notifier.stop()
+
+    def cache_epoch(self) -> int | None:
+        """Unchanged while every append seen since was this store's own: state cached
+        in this process is then current (an append that raced in unseen still fails its
+        expected-version check). None while notifications are not being received."""
+        return self._epoch if self.notifier.connected.is_set() else None
+
+    def _on_commit_seen(self, payload: str | None) -> None:
+        if payload is None:  # (re)connected: commits may have gone unseen
+            self._own_commits.clear()
+            self._epoch += 1
+            return
+        try:
+            self._own_commits.remove(int(payload))
+        except (KeyError, ValueError):
+            self._epoch += 1
 
     # -- writing ---------------------------------------------------------------------
 
@@ -284,18 +309,22 @@ class EventStore:
     async def _commit(self, batch: list[_Pending]) -> list[AppendResult | BaseException]:
         """One transaction in four round trips: lock, read state, insert, commit."""
         conn = await self._connection()
+        last: int | None = None
         try:
             # Simple-query protocol: BEGIN and the lock in one round trip.
             await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
             stream_ids = list({s.stream_id for p in batch for s in p.streams})
             state = await conn.fetchrow(_STATE_SQL, stream_ids)
             plan = _plan(batch, state)
-            if plan.columns[0]:
+            last = plan.columns[0][-1] if plan.columns[0] else None
+            if last is not None:
                 await conn.execute(_INSERT_SQL, *plan.columns, self._channel)
                 for statement in plan.statements:
                     await conn.execute(statement.sql, *statement.args)
+                self._own_commits.add(last)
             await conn.execute("COMMIT")
         except BaseException:
+            self._own_commits.discard(last)
             await self._abandon(conn)
             raise
         self.batches_committed += 1

@@ -16,6 +16,7 @@ from midas.eventstore import (
     Repository,
     retry_on_conflict,
 )
+from midas.eventstore.memory import InMemoryEventStore
 
 
 class Counter(Aggregate):
@@ -105,3 +106,80 @@ async def test_retry_on_conflict_reruns_on_fresh_state(store: EventStore) -> Non
 
     await asyncio.gather(*(increment() for _ in range(10)))
     assert (await repo.get(counter.id, cls=Counter)).count == 10
+
+
+class CountingReads:
+    """Counts the stream reads a repository makes through ``store``."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.reads = 0
+        original = store.read_stream
+
+        async def read_stream(*args: object, **kwargs: object) -> list:
+            self.reads += 1
+            return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+        store.read_stream = read_stream  # type: ignore[method-assign]
+
+
+async def wait_epoch_moved(store: EventStore, before: int | None) -> None:
+    for _ in range(200):
+        if store.cache_epoch() not in (None, before):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the other writer's append was never seen")
+
+
+async def test_a_cached_aggregate_is_used_without_a_read_until_another_writer_appends(
+    db: Database, store: EventStore
+) -> None:
+    await store.notifier.connected.wait()
+    repo, reads = repository(store), CountingReads(store)
+    counter = Counter("shared")
+    await repo.save(counter)
+    await asyncio.sleep(0.1)  # our own commit's notification arrives: the epoch stays
+    epoch = store.cache_epoch()
+    assert (await repo.get(counter.id, cls=Counter)).version == 1
+    assert reads.reads == 0 and store.cache_epoch() == epoch is not None
+
+    other_process = EventStore(db)
+    other_process.start()
+    try:
+        other = await repository(other_process).get(counter.id, cls=Counter)
+        other.increment(3)
+        await repository(other_process).save(other)
+    finally:
+        await other_process.close()
+    await wait_epoch_moved(store, epoch)
+    loaded = await repo.get(counter.id, cls=Counter)
+    assert (loaded.count, loaded.version, reads.reads) == (3, 2, 1)
+
+
+class TrustingStore(InMemoryEventStore):
+    """A store whose epoch never moves: as if another writer's append had not been
+    announced yet when the command ran."""
+
+    def cache_epoch(self) -> int | None:
+        return 0
+
+
+async def test_a_decision_on_stale_cached_state_loses_and_the_retry_reads_the_log() -> None:
+    shared = TrustingStore()
+    mine, theirs = repository(shared), repository(shared)  # type: ignore[arg-type]
+    counter = Counter("race")
+    await mine.save(counter)
+    fresh = await theirs.get(counter.id, cls=Counter)
+    fresh.increment(5)
+    await theirs.save(fresh)
+    attempts = 0
+
+    async def increment() -> None:
+        nonlocal attempts
+        attempts += 1
+        current = await mine.get(counter.id, cls=Counter)
+        current.increment(1)
+        await mine.save(current)
+
+    await retry_on_conflict(increment)
+    assert attempts == 2  # the first ran on the stale cached state and lost
+    assert (await repository(shared).get(counter.id, cls=Counter)).count == 6  # type: ignore[arg-type]
