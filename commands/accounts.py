@@ -28,7 +28,7 @@ from midas.http.auth import (
 )
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
-from midas.http.keys import CLOCK, DATABASE, GOOGLE, LIMITER, REPOSITORY, SETTINGS
+from midas.http.keys import ACCESS, CLOCK, DATABASE, GOOGLE, LIMITER, REPOSITORY, SETTINGS
 from midas.http.problems import Problem
 from midas.http.ratelimit import client_ip, enforce
 from midas.security import credentials, sessions
@@ -309,6 +309,7 @@ async def post_logout(request: web.Request, body: Logout) -> web.Response:
         if principal is not None and principal.token_id:
             expires = datetime.now(UTC) + timedelta(seconds=settings.access_token_ttl_s)
             await sessions.revoke_access_token(conn, principal.token_id, expires)
+    request.app[ACCESS].forget()  # this process at once; the others on the announcement
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -428,6 +429,7 @@ async def put_account_role(request: web.Request, body: ChangeRole) -> web.Respon
 
     result = await change_account(request.app[REPOSITORY], account_id, change,
                                   command_metadata(request))
+    request.app[ACCESS].forget()
     return command_response(result, {"id": str(account_id)}, status=200)
 
 
@@ -447,4 +449,5 @@ async def post_account_deactivate(request: web.Request) -> web.Response:
 
     result = await change_account(request.app[REPOSITORY], account_id, change,
                                   command_metadata(request))
+    request.app[ACCESS].forget()
     return command_response(result, {"id": str(account_id)}, status=200)

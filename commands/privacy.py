@@ -21,7 +21,7 @@ from midas.http.api import Api
 from midas.http.auth import require_principal
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
-from midas.http.keys import DATABASE, REPOSITORY
+from midas.http.keys import ACCESS, DATABASE, REPOSITORY
 from midas.security import credentials, pii, sessions
 
 api = Api(tag="accounts", kind="command")
@@ -81,6 +81,7 @@ async def post_account_erase(request: web.Request) -> web.Response:
     principal, account_id = require_principal(request), path_uuid(request)
     result = await erase_account(request.app[REPOSITORY], account_id,
                                  command_metadata(request), actor=principal.account_id)
+    request.app[ACCESS].forget()
     erased_now = result is not None
     if result is None:  # erased before: answer with where its last event is
         async with request.app[DATABASE].acquire() as conn:

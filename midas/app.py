@@ -26,6 +26,7 @@ from midas.http.api import Endpoint
 from midas.http.consistency import POSITION_HEADER, ConsistencyGate
 from midas.http.idempotency import idempotency_middleware
 from midas.http.keys import (
+    ACCESS,
     CALENDAR_POLLER,
     CLOCK,
     DATABASE,
@@ -57,6 +58,7 @@ from midas.payments.process import PaymentsProcess
 from midas.payments.stripe_gateway import StripeGateway
 from midas.projection import CHECKPOINTS_CHANNEL, ProjectionRunner, Projector
 from midas.scheduler import Scheduler
+from midas.security.access import ACCESS_CHANNEL, AccessCache
 from midas.security.google import GoogleVerifier
 from midas.security.passwords import warm_up
 from midas.security.pii import PiiCodec
@@ -153,7 +155,8 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 async def _event_store(app: web.Application) -> AsyncIterator[None]:
     settings, db = app[SETTINGS], app[DATABASE]
-    notifier = Notifier(db, [EVENTS_CHANNEL, CHECKPOINTS_CHANNEL])
+    notifier = Notifier(db, [EVENTS_CHANNEL, CHECKPOINTS_CHANNEL, ACCESS_CHANNEL])
+    app[ACCESS] = AccessCache(db, notifier)
     notifier.start()
     store = EventStore(db, max_batch=settings.group_commit_max_batch, notifier=notifier)
     store.start()

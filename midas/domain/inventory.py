@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,6 +138,11 @@ class Item(Aggregate):
             found = [o for o in found if o.interval.end > now]
         return found
 
+    def busy_during(self, interval: Interval) -> list[Occupation]:
+        """The occupations overlapping `interval` (only those are built: an item has many)."""
+        return [_occupation(o) for o in self.occupations
+                if _instant(o["start"]) < interval.end and _instant(o["end"]) > interval.start]
+
     def reserve(self, booking_id: UUID, start: datetime, end: datetime, at: datetime) -> None:
         """Occupy [start, end + buffer) for a booking, or raise Unavailable."""
         if self.status != "active":
@@ -144,7 +150,7 @@ class Item(Aggregate):
         interval = occupation_of_booking(start, end, timedelta(minutes=self.buffer_minutes))
         if interval.start < at:
             raise RuleViolation("a booking cannot start in the past")
-        if found := conflicts(interval, self.busy()):
+        if found := conflicts(interval, self.busy_during(interval)):
             raise Unavailable(f"booking {booking_id}", found)
         self._reserved(
             booking_id=str(booking_id), start=_iso(interval.start), end=_iso(end),
@@ -168,7 +174,7 @@ class Item(Aggregate):
         """Block exactly [start, end) for maintenance; refused over any occupation."""
         self._require_not_retired("schedule maintenance")
         interval = Interval(start, end)
-        if found := conflicts(interval, self.busy()):
+        if found := conflicts(interval, self.busy_during(interval)):
             raise Unavailable(f"maintenance {window_id}", found)
         self._maintenance_scheduled(
             window_id=str(window_id), start=_iso(interval.start), end=_iso(interval.end),
@@ -185,7 +191,7 @@ class Item(Aggregate):
         """An external busy block (an imported calendar): refused over any occupation."""
         self._require_not_retired("block it")
         interval = Interval(start, end)
-        if found := conflicts(interval, self.busy()):
+        if found := conflicts(interval, self.busy_during(interval)):
             raise Unavailable(f"external block {block_id}", found)
         self._blocked(block_id=str(block_id), start=_iso(interval.start),
                       end=_iso(interval.end), source=source)
@@ -271,7 +277,7 @@ class Item(Aggregate):
         # Keeps the state (and snapshots) bounded: nothing can be placed in the past.
         now = datetime.fromisoformat(at)
         self.occupations = [
-            o for o in self.occupations if datetime.fromisoformat(o["end"]) > now
+            o for o in self.occupations if _instant(o["end"]) > now
         ]
 
     @event("RateChanged")
@@ -290,8 +296,13 @@ class Item(Aggregate):
 def _occupation(data: dict[str, str]) -> Occupation:
     kind = OccupationKind(data["kind"])
     state = BookingState.HELD if kind is OccupationKind.BOOKING else None
-    interval = Interval(datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]))
+    interval = Interval(_instant(data["start"]), _instant(data["end"]))
     return Occupation(data["id"], kind, interval, state)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def _iso(instant: datetime) -> str:

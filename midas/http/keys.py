@@ -14,6 +14,7 @@ from midas.http.ratelimit import Clock, RateLimiter
 from midas.notifications.delivery import NotificationWorker
 from midas.projection import Projector
 from midas.scheduler import Scheduler
+from midas.security.access import AccessCache
 from midas.security.google import GoogleVerifier
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,6 +22,7 @@ DATABASE = web.AppKey("database", Database)
 STORE = web.AppKey("store", EventStore)
 REPOSITORY = web.AppKey("repository", Repository)
 GATE = web.AppKey("gate", ConsistencyGate)
+ACCESS = web.AppKey("access", AccessCache)  # the auth middleware's per-request checks
 PROJECTORS = web.AppKey("projectors", list[Projector])  # the read models this service keeps
 METRICS = web.AppKey("metrics", CollectorRegistry)
 CLOCK = web.AppKey("clock", Clock)  # replaceable before startup (lockout tests)

@@ -15,12 +15,11 @@ from midas.config import Settings
 from midas.domain.errors import DomainError, InvalidState
 from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
 from midas.http.auth import PRINCIPAL, InvalidToken, Principal, VerifiedTokens
-from midas.http.keys import DATABASE
+from midas.http.keys import ACCESS
 from midas.http.permissions import allows, rule_for
 from midas.http.problems import Problem, problem_response, unavailable
 from midas.http.requestkeys import REQUEST_ID
 from midas.logs import request_id_var
-from midas.security.credentials import access_of
 
 log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -169,9 +168,9 @@ def _authenticate(tokens: VerifiedTokens, request: web.Request) -> Principal | N
 
 
 async def _check_account(request: web.Request, principal: Principal) -> None:
-    """Per request, so deactivation, logout and role changes bind every process at once."""
-    async with request.app[DATABASE].acquire() as conn:
-        access = await access_of(conn, principal.account_id, principal.token_id)
+    """Per request (answers cached until any change is announced), so deactivation,
+    logout and role changes bind every process at once."""
+    access = await request.app[ACCESS].access(principal.account_id, principal.token_id)
     if access is None or not access[1] or access[2] or access[0] != principal.role:
         raise Problem(401, "The access token is no longer valid; sign in again.",
                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
