@@ -195,17 +195,17 @@ async def reset(conn: asyncpg.Connection, projector: Projector) -> None:
 
 
 async def catch_up(db: Database, *projectors: Projector, batch_size: int = 500) -> None:
-    """Apply batches until the head, the projectors together as the service runs them
-    (used by rebuilds run outside the service)."""
+    """Apply batches until the head (rebuilds run outside the service). Several
+    projectors catch up side by side, each on its own connection: on a rebuild, one's
+    database work then overlaps another's decoding."""
+    await asyncio.gather(*(_catch_up(db, p, batch_size) for p in projectors))
+
+
+async def _catch_up(db: Database, projector: Projector, batch_size: int) -> None:
     async with db.acquire() as conn:
-        for projector in projectors:
-            await ensure_checkpoint(conn, projector.name)
-        while True:
-            head, cohorts = await behind(conn, projectors)
-            if not cohorts:
-                return
-            for cohort in cohorts:
-                await apply_batch(conn, db, cohort, batch_size, head)
+        await ensure_checkpoint(conn, projector.name)
+        while await apply_next_batch(conn, db, projector, batch_size):
+            pass
 
 
 class ProjectionRunner:
