@@ -4,7 +4,8 @@ row per booking for what is computed at query time (utilisation, forecast, pace)
 Days are the local date of the event's business instant (its ``at``; ``held_at`` for a
 hold) in the booking location's time zone (the quote's ``time_zone``). Revenue: gross is
 ``Payment.Succeeded`` on the day it succeeded, refunds ``Payment.Refunded`` on their day,
-net = gross - refunds. Money is always per currency, never converted.
+net = gross - refunds. Money is always per currency, never converted. The dashboard's
+live counts (bookings now in each status) are kept with the booking rows they count.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from midas.eventstore import RecordedEvent
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
 BOOKINGS_TABLE = "kpi_bookings"
+LIVE_TABLE = "kpi_live_counts"  # bookings now in each status (the dashboard)
 UNKNOWN = UUID(int=0)
 COUNTERS = ("gross", "refunds", "held", "confirmed", "confirmed_value", "cancelled",
             "expired", "completed", "disputes", "disputed_amount", "disputes_lost")
@@ -47,16 +49,40 @@ def local_day(instant: str | datetime, time_zone: str) -> date:
 DIMS_CACHE = 50_000  # bookings whose fixed facts are kept in memory
 
 
-_INSERT_BOOKING = (
-    f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, item_id, category, location,"
-    " time_zone, currency, total_due, status, held_at, starts_at, ends_at)"
-    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'held',$9,$10,$11) ON CONFLICT DO NOTHING"
+# Live counts move with kpi_bookings rows in the same statement: a status leaves as many
+# rows as it had before the statement (the CTEs all read that snapshot), and enters
+# as many as were written, so the counts stay exact on replay and rebuild alike. A count
+# that reaches zero is deleted: the table must not depend on how events were batched.
+_COUNT_MOVES = (
+    f"MERGE INTO {LIVE_TABLE} t USING (SELECT status, sum(n) AS n FROM moves"
+    " GROUP BY status HAVING sum(n) <> 0) m ON t.status = m.status"
+    " WHEN MATCHED AND t.bookings + m.n = 0 THEN DELETE"
+    " WHEN MATCHED THEN UPDATE SET bookings = t.bookings + m.n"
+    " WHEN NOT MATCHED THEN INSERT (status, bookings) VALUES (m.status, m.n)"
 )
-_UPDATE_BOOKING = (
-    f"UPDATE {BOOKINGS_TABLE} SET status = coalesce($2, status),"
-    " confirmed_at = coalesce($3, confirmed_at), cancelled_at = coalesce($4, cancelled_at),"
-    " amount_paid = coalesce($5, amount_paid), paid = paid + $6, refunded = refunded + $7"
-    " WHERE booking_id = $1"
+_INSERT_BOOKINGS = (
+    f"WITH added AS (INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, item_id,"
+    " category, location, time_zone, currency, total_due, status, held_at, starts_at,"
+    " ends_at) SELECT b, c, i, cat, loc, tz, cur, due, 'held', h, s, e FROM unnest("
+    "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])"
+    " AS r(b, c, i, cat, loc, tz, cur, due, h, s, e) ON CONFLICT DO NOTHING RETURNING status),"
+    " moves AS (SELECT status, 1 AS n FROM added) " + _COUNT_MOVES
+)
+_UPDATE_BOOKINGS = (
+    "WITH change AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[],"
+    " $4::timestamptz[], $5::bigint[], $6::bigint[], $7::bigint[])"
+    " AS c(booking_id, status, confirmed_at, cancelled_at, amount_paid, paid, refunded)),"
+    f" was AS (SELECT b.status FROM {BOOKINGS_TABLE} b JOIN change c USING (booking_id)"
+    "  WHERE c.status IS NOT NULL),"
+    f" now_is AS (UPDATE {BOOKINGS_TABLE} b SET status = coalesce(c.status, b.status),"
+    "  confirmed_at = coalesce(c.confirmed_at, b.confirmed_at),"
+    "  cancelled_at = coalesce(c.cancelled_at, b.cancelled_at),"
+    "  amount_paid = coalesce(c.amount_paid, b.amount_paid), paid = b.paid + c.paid,"
+    "  refunded = b.refunded + c.refunded FROM change c WHERE b.booking_id = c.booking_id"
+    "  RETURNING c.status),"
+    " moves AS (SELECT status, -1 AS n FROM was"
+    "  UNION ALL SELECT status, 1 FROM now_is WHERE status IS NOT NULL) " + _COUNT_MOVES
 )
 _UPSERT_DAILY = (
     f"INSERT INTO {DAILY_TABLE} (day, currency, category, location, item_id, "
@@ -75,7 +101,8 @@ _UPSERT_TOTALS = (
 
 
 class _Batch:
-    """A batch's changes, gathered in memory and written with three statements."""
+    """A batch's changes, gathered in memory and written with four statements: new
+    bookings, moved bookings (each with the live counts), daily facts, daily totals."""
 
     def __init__(self) -> None:
         self.inserts: list[tuple[Any, ...]] = []
@@ -96,9 +123,10 @@ class _Batch:
 
     async def write(self, conn: asyncpg.Connection) -> None:
         if self.inserts:
-            await conn.executemany(_INSERT_BOOKING, self.inserts)
+            await conn.execute(_INSERT_BOOKINGS, *_columns(self.inserts))
         if self.updates:
-            await conn.executemany(_UPDATE_BOOKING, [(b, *v) for b, v in self.updates.items()])
+            await conn.execute(_UPDATE_BOOKINGS, *_columns(
+                [(b, *v) for b, v in self.updates.items()]))
         if self.daily:
             await conn.executemany(_UPSERT_DAILY, [(*k, *v) for k, v in self.daily.items()])
             totals: dict[tuple[Any, ...], list[int]] = {}
@@ -112,9 +140,14 @@ class _Batch:
 _INDEX = {col: n for n, col in enumerate(COUNTERS)}
 
 
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one array per column, for ``unnest``: one statement for the batch."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 class KpisProjector:
     name = "kpis"
-    tables = (DAILY_TABLE, TOTALS_TABLE, BOOKINGS_TABLE)
+    tables = (DAILY_TABLE, TOTALS_TABLE, BOOKINGS_TABLE, LIVE_TABLE)
     handles = frozenset({
         "Booking.Held", *_STATUS, "Payment.Succeeded", "Payment.Refunded",
         "Payment.DisputeOpened", "Payment.DisputeClosed",

@@ -15,7 +15,7 @@ from midas.http.api import Api
 from midas.http.consistency import ConsistentQuery
 from midas.http.keys import CLOCK, DATABASE, GATE
 from projections.inventory import ITEMS_TABLE
-from projections.kpis import BOOKINGS_TABLE
+from projections.kpis import BOOKINGS_TABLE, LIVE_TABLE
 from queries.reports import daily_totals, deposits_held, financial_row, operational_row, ratio
 
 api = Api(tag="reports", kind="query")
@@ -30,17 +30,26 @@ def _period(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+async def live_counts(conn: Any) -> dict[str, int]:
+    """Bookings now in each status (kept by the KPI projection, not counted here)."""
+    rows = await conn.fetch(f"SELECT status, bookings FROM {LIVE_TABLE}")
+    return {r["status"]: r["bookings"] for r in rows}
+
+
+async def items_occupied(conn: Any, now: datetime) -> int:
+    # Bookings on the books not ended by now: a short range of the partial index
+    # kpi_bookings_on_books_until, whatever the plan (custom or generic) chooses.
+    return await conn.fetchval(
+        f"SELECT count(DISTINCT item_id) FROM {BOOKINGS_TABLE}"
+        " WHERE status IN ('confirmed', 'active') AND ends_at > $1 AND starts_at <= $1",
+        now)
+
+
 async def dashboard(conn: Any, now: datetime) -> dict[str, Any]:
     today = now.date()
     month = today.replace(day=1)
-    # Three index range scans (status, starts_at): the live set is small.
-    live = await conn.fetchrow(
-        f"SELECT (SELECT count(*) FROM {BOOKINGS_TABLE} WHERE status = 'active')"
-        " AS active_rentals,"
-        f" (SELECT count(*) FROM {BOOKINGS_TABLE} WHERE status = 'held') AS pending_holds,"
-        f" (SELECT count(DISTINCT item_id) FROM {BOOKINGS_TABLE}"
-        "   WHERE status IN ('confirmed', 'active') AND starts_at <= $1 AND ends_at > $1)"
-        " AS items_occupied", now)
+    counts = await live_counts(conn)
+    occupied = await items_occupied(conn, now)
     items = await conn.fetchval(
         f"SELECT count(*) FROM {ITEMS_TABLE} WHERE status <> 'inactive'") or 0
     disputes = await conn.fetchval(
@@ -51,13 +60,13 @@ async def dashboard(conn: Any, now: datetime) -> dict[str, Any]:
         "today": today_rows,
         "this_month": _period(await daily_totals(conn, month, today + timedelta(days=1))),
         "live": {
-            "active_rentals": live["active_rentals"],
-            "pending_holds": live["pending_holds"],
+            "active_rentals": counts.get("active", 0),
+            "pending_holds": counts.get("held", 0),
             "revenue_today": [{"currency": r["currency"], "gross": r["gross"],
                                "refunds": r["refunds"], "net": r["net"]} for r in today_rows],
             "items": items,
-            "items_occupied": live["items_occupied"],
-            "utilisation_now": ratio(live["items_occupied"], items),
+            "items_occupied": occupied,
+            "utilisation_now": ratio(occupied, items),
             "deposits_held": await deposits_held(conn),
             "open_disputes": disputes,
         },

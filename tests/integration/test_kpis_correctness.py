@@ -24,7 +24,7 @@ from projections.kpis import KpisProjector
 from projections.payments import PaymentsProjector
 from projections.profiles import ProfilesProjector
 from queries.customers import load_profiles, profile_of, vip_thresholds
-from queries.dashboard import dashboard
+from queries.dashboard import dashboard, live_counts
 from queries.reports import Range, customer_report, financial_report, operational_report
 
 NOW = datetime(2025, 9, 15, 12, 0, tzinfo=UTC)
@@ -306,6 +306,12 @@ async def test_reports_equal_an_independent_recomputation(
         live = Counter(b["state"] for b in truth.bookings.values())
         assert view["live"]["active_rentals"] == live["active"]
         assert view["live"]["pending_holds"] == live["held"]
+        # The counts the projection keeps, every status, and the items occupied now.
+        assert {s: n for s, n in (await live_counts(conn)).items() if n} == dict(live)
+        occupied = {b["item"] for b in truth.bookings.values()
+                    if b["state"] in ("confirmed", "active") and b["start"] <= NOW < b["end"]}
+        assert occupied and view["live"]["items_occupied"] == len(occupied)
+        assert view["live"]["open_disputes"] == sum(truth.disputes_open.values())
 
         # Profiles and segments.
         expected_profiles = truth.profiles()
