@@ -293,7 +293,8 @@ async def post_refresh(request: web.Request, body: Refresh) -> web.Response:
     async with request.app[DATABASE].acquire() as conn:
         try:
             session = await sessions.rotate(
-                conn, body.refresh_token.get_secret_value(), settings.refresh_token_ttl_s
+                conn, body.refresh_token.get_secret_value(), settings.refresh_token_ttl_s,
+                settings.refresh_reuse_grace_s,
             )
         except sessions.RefreshRefused:
             raise _refused("The refresh token is invalid, expired or revoked.") from None

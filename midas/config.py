@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Accounts: passwords, refresh tokens, lockout, per-IP limits, Google sign-in.
     bcrypt_rounds: int = Field(12, ge=4, le=16)
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    refresh_reuse_grace_s: float = Field(10.0, ge=0)  # a just-used token is not reuse yet
     lockout_threshold: int = 5
     lockout_base_s: int = 15 * 60
     lockout_max_s: int = 24 * 3600

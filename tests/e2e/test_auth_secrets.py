@@ -42,6 +42,11 @@ async def test_secrets_stay_out_of_logs_events_and_errors(
     _, text = await call("POST", "/api/v1/auth/refresh",
                          json={"refresh_token": tokens["refresh_token"]})
     rotated = json.loads(text)
+    # within the grace window a second presentation gets tokens too; after logout, a 401
+    _, text = await call("POST", "/api/v1/auth/refresh",
+                         json={"refresh_token": tokens["refresh_token"]})
+    retried = json.loads(text)
+    await call("POST", "/api/v1/auth/logout", json={"refresh_token": retried["refresh_token"]})
     await call("POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     path = f"/api/v1/accounts/{created['id']}/password"
     await call("PUT", path, json={"current_password": WRONG, "new_password": NEW},
@@ -66,6 +71,7 @@ async def test_secrets_stay_out_of_logs_events_and_errors(
     secrets = [PASSWORD, WRONG, NEW, SHORT, *hashes, *stored_refresh,
                tokens["access_token"], tokens["refresh_token"], fresh["access_token"],
                fresh["refresh_token"], rotated["access_token"], rotated["refresh_token"],
+               retried["access_token"], retried["refresh_token"],
                hashlib.sha256(PASSWORD.encode()).hexdigest()]
     logs = caplog.text + "\n".join(str(vars(record)) for record in caplog.records)
     for secret in secrets:
