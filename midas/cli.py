@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -81,8 +82,10 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
     from midas.app import create_app
 
     configure_logging(settings.log_level, json=settings.log_json)
+    app = create_app(settings)
+    app.on_startup.append(_settle_heap)  # after every cleanup_ctx has started
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
@@ -91,6 +94,16 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
         access_log_class=AccessLogger,
         print=lambda message: log.info(message),
     )
+
+
+async def _settle_heap(_app: web.Application) -> None:
+    """Keep the garbage collector's pauses short under load (bench/booking: full
+    collections of ~100 ms, hence the p99): what start-up made lives as long as the
+    process, so it leaves the collector's view (gc.freeze), and collections run after
+    10,000 net allocations instead of 700 (most objects die by reference counting)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _serve_many(settings: Settings, workers: int) -> None:
