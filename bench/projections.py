@@ -241,7 +241,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
             for projector in projectors:
                 await reset(conn, projector)
         started = time.perf_counter()  # all at once, side by side as a rebuild runs them
-        await catch_up(db, *projectors, batch_size=2000)
+        await catch_up(db, *projectors, batch_size=5000)
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         latencies = []

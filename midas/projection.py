@@ -194,18 +194,30 @@ async def reset(conn: asyncpg.Connection, projector: Projector) -> None:
         )
 
 
-async def catch_up(db: Database, *projectors: Projector, batch_size: int = 500) -> None:
-    """Apply batches until the head (rebuilds run outside the service). Several
-    projectors catch up side by side, each on its own connection: on a rebuild, one's
-    database work then overlaps another's decoding."""
-    await asyncio.gather(*(_catch_up(db, p, batch_size) for p in projectors))
+async def catch_up(
+    db: Database, *projectors: Projector, batch_size: int = 500, connections: int = 2
+) -> None:
+    """Apply batches until the head (rebuilds run outside the service).
+
+    The projectors are dealt into ``connections`` groups that catch up side by side, each
+    reading the log once for all its projectors: one group's database work overlaps
+    another's decoding (bench/projections: all ten together 6,100 log events/s this way,
+    4,500 each on its own connection).
+    """
+    groups = [list(projectors[n::connections]) for n in range(connections)]
+    await asyncio.gather(*(_catch_up(db, group, batch_size) for group in groups if group))
 
 
-async def _catch_up(db: Database, projector: Projector, batch_size: int) -> None:
+async def _catch_up(db: Database, projectors: list[Projector], batch_size: int) -> None:
     async with db.acquire() as conn:
-        await ensure_checkpoint(conn, projector.name)
-        while await apply_next_batch(conn, db, projector, batch_size):
-            pass
+        for projector in projectors:
+            await ensure_checkpoint(conn, projector.name)
+        while True:
+            head, cohorts = await behind(conn, projectors)
+            if not cohorts:
+                return
+            for cohort in cohorts:
+                await apply_batch(conn, db, cohort, batch_size, head)
 
 
 class ProjectionRunner:
