@@ -7,11 +7,14 @@ import gc
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import click
@@ -107,6 +110,28 @@ async def _settle_heap(_app: web.Application) -> None:
 
 
 def _serve_many(settings: Settings, workers: int) -> None:
+    with _metrics_directory() as metrics_dir:
+        processes = _start_workers(settings, workers)
+        for process in processes:
+            process.join()
+            _mark_dead(process, metrics_dir)
+    sys.exit(max((p.exitcode or 0) for p in processes))
+
+
+@contextmanager
+def _metrics_directory() -> Iterator[str]:
+    """A fresh private directory where the workers' metric values live, so that /metrics
+    sums every worker (prometheus_client's multiprocess mode). The variable must be set
+    before the workers import prometheus_client: the spawned workers inherit it."""
+    directory = tempfile.mkdtemp(prefix="midas-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start_workers(settings: Settings, workers: int) -> list[BaseProcess]:
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_serve_one, args=(settings,), kwargs={"reuse_port": True},
@@ -123,9 +148,15 @@ def _serve_many(settings: Settings, workers: int) -> None:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
-    sys.exit(max((p.exitcode or 0) for p in processes))
+    return processes
+
+
+def _mark_dead(process: BaseProcess, metrics_dir: str) -> None:
+    """Drop a finished worker's live gauges (its counters and histograms still count)."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    if process.pid is not None:
+        mark_process_dead(process.pid, metrics_dir)
 
 
 @main.command("migrate")

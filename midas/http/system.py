@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from pydantic import BaseModel
 
 from midas.eventstore import is_unavailable
@@ -65,8 +67,19 @@ async def ready(request: web.Request) -> web.Response:
 
 @api.get("/metrics", summary="Prometheus metrics", content_type=CONTENT_TYPE_LATEST)
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS])
+    body = generate_latest(_exposed_registry(request.app))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _exposed_registry(app: web.Application) -> CollectorRegistry:
+    """This process's registry; under `midas serve --workers N`, the sum over every
+    worker, read from the files of prometheus_client's multiprocess mode."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return app[METRICS]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry
 
 
 @api.get("/openapi.json", summary="This API's OpenAPI 3 document")
