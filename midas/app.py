@@ -107,9 +107,8 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping)
     app.cleanup_ctx.append(_accounts)
     app.cleanup_ctx.append(_event_store)
-    app.cleanup_ctx.append(_payments)
+    app.cleanup_ctx.append(_process_managers)  # payments and loyalty
     app.cleanup_ctx.append(_projections(projectors))
-    app.cleanup_ctx.append(_loyalty)  # issue 7: tier raises and loyalty points
     app.cleanup_ctx.append(_scheduler)
     app.cleanup_ctx.append(_notifications)  # issue 6: email delivery, reminders, alerts
     app.cleanup_ctx.append(_calendar_poller)
@@ -198,38 +197,30 @@ def _deposit_delays(settings: Settings) -> dict[str, timedelta]:
     }
 
 
-async def _payments(app: web.Application) -> AsyncIterator[None]:
-    """Payments (issue 5): the Stripe gateway, PayPal IPN tasks, and the process manager
-    (payment succeeded -> confirm; refund requested -> refund; cancelled -> refund)."""
+async def _process_managers(app: web.Application) -> AsyncIterator[None]:
+    """The process managers, led together by one runner apart from the read models (a
+    Stripe call must not hold a read model back): payments (issue 5: payment succeeded ->
+    confirm; refund requested -> refund; cancelled -> refund) with the Stripe gateway and
+    the PayPal IPN tasks, and loyalty (issue 7: points and tier raises, Account commands)."""
     settings = app[SETTINGS]
     app[commands.payments.STRIPE] = StripeGateway(settings)
     app[commands.webhooks.IPN_TASKS] = set()
+    managers: list[Projector] = [PaymentsProcess(commands.payments.process_handlers(app))]
+    if settings.loyalty_enabled:
+        managers.append(LoyaltyProcess(
+            commands.customers.AccountLoyalty(lambda: app[REPOSITORY],
+                                              settings.loyalty_multipliers),
+            settings.tier_thresholds, settings.tier_currency))
     runner = ProjectionRunner(
-        app[DATABASE], [PaymentsProcess(commands.payments.process_handlers(app))],
-        app[STORE].notifier, batch_size=settings.projection_batch_size,
-        poll_interval_s=settings.poll_interval_s,
+        app[DATABASE], managers, app[STORE].notifier,
+        batch_size=settings.projection_batch_size, poll_interval_s=settings.poll_interval_s,
+        linger_s=settings.projection_linger_s,
     )
     if settings.projections_enabled:
         runner.start()
     yield
     await runner.stop()
     await commands.webhooks.drain_ipn_tasks(app)
-
-
-async def _loyalty(app: web.Application) -> AsyncIterator[None]:
-    """The loyalty process manager (issue 7): a projection issuing Account commands."""
-    settings = app[SETTINGS]
-    process = LoyaltyProcess(
-        commands.customers.AccountLoyalty(lambda: app[REPOSITORY],
-                                          settings.loyalty_multipliers),
-        settings.tier_thresholds, settings.tier_currency)
-    runner = ProjectionRunner(app[DATABASE], [process], app[STORE].notifier,
-                              batch_size=settings.projection_batch_size,
-                              poll_interval_s=settings.poll_interval_s)
-    if settings.projections_enabled and settings.loyalty_enabled:
-        runner.start()
-    yield
-    await runner.stop()
 
 
 async def _calendar_poller(app: web.Application) -> AsyncIterator[None]:
