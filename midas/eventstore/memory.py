@@ -10,6 +10,7 @@ from uuid import UUID
 from midas.eventstore import codec
 from midas.eventstore.store import (
     AppendResult,
+    CacheStamp,
     ConcurrencyConflict,
     RecordedEvent,
     Statement,
@@ -71,8 +72,11 @@ class InMemoryEventStore:
     async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None:
         return self.snapshots.get(stream_id)
 
-    def cache_epoch(self) -> int | None:
+    def cache_stamp(self) -> CacheStamp | None:
         return None  # repositories sharing this store would not see each other's appends
+
+    def unchanged_since(self, stream_id: UUID, stamp: CacheStamp | None) -> bool:
+        return False
 
     def _version(self, stream_id: UUID) -> int:
         return sum(1 for e in self.events if e.stream_id == stream_id)

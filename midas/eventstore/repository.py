@@ -28,6 +28,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from midas.eventstore.store import (
     AppendResult,
+    CacheStamp,
     ConcurrencyConflict,
     EventStorePort,
     NewEvent,
@@ -45,11 +46,11 @@ T = TypeVar("T")
 
 class _Cached(NamedTuple):
     """An aggregate's last known state in this process (``state`` None: known absent),
-    and the store's cache epoch when it was known current."""
+    and the store's cache stamp when it was known current."""
 
     version: int
     state: bytes | None
-    epoch: int | None
+    stamp: CacheStamp | None
 
 _BOOKKEEPING = ("originator_id", "originator_version", "timestamp", "originator_topic")
 
@@ -138,9 +139,9 @@ class Repository:
 
     Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
     up to ``cache_size`` aggregates is kept in memory as pickled copies (immutable
-    bytes), each with the store's cache epoch when it was known current. While the epoch
-    has not moved (no other writer appended since), a load uses it without a query;
-    otherwise it reads the events after it, usually none. The log stays the truth: every
+    bytes), each with the store's cache stamp when it was known current. While no other
+    writer has appended to its stream since, a load uses it without a query; otherwise
+    it reads the events after it, usually none. The log stays the truth: every
     save is checked against it by expected version, and a save that loses evicts what
     it was based on, so the retry reads the log.
     """
@@ -163,14 +164,14 @@ class Repository:
         self._cache_size = cache_size
 
     async def get(self, aggregate_id: UUID, *, cls: type[A] | None = None) -> A:
-        epoch = self.store.cache_epoch()
+        stamp = self.store.cache_stamp()
         cached = self._cache.get(aggregate_id)
         if cached is not None:
             aggregate: Any = pickle.loads(cached.state) if cached.state is not None else None
         else:
             stored = await self.store.load_snapshot(aggregate_id)
             aggregate = self._restore(stored) if stored is not None else None
-        if epoch is not None and cached is not None and cached.epoch == epoch:
+        if cached is not None and self.store.unchanged_since(aggregate_id, cached.stamp):
             events: list[RecordedEvent] = []  # nobody else has appended since
         else:
             from_version = aggregate.version + 1 if aggregate is not None else 1
@@ -181,12 +182,12 @@ class Repository:
             event: CanMutateProtocol[Any] = self.types.decode(recorded)
             aggregate = event.mutate(aggregate)
         if aggregate is None:
-            self._put(aggregate_id, _Cached(0, None, epoch))  # known absent
+            self._put(aggregate_id, _Cached(0, None, stamp))  # known absent
             raise AggregateNotFound(aggregate_id)
         if events or cached is None:
-            self._remember(aggregate, epoch)
-        elif cached.epoch != epoch:
-            self._put(aggregate_id, cached._replace(epoch=epoch))
+            self._remember(aggregate, stamp)
+        elif cached.stamp != stamp:
+            self._put(aggregate_id, cached._replace(stamp=stamp))
         if cls is not None and not isinstance(aggregate, cls):
             raise AggregateNotFound(aggregate_id)
         return aggregate
@@ -216,7 +217,7 @@ class Repository:
                     events=encoded,
                 )
             )
-        epoch = self.store.cache_epoch()
+        stamp = self.store.cache_stamp()
         try:
             result = await self.store.append(streams, metadata, statements=statements)
         except ConcurrencyConflict:
@@ -224,7 +225,7 @@ class Repository:
                 self._cache.pop(stream.stream_id, None)
             raise
         for stream, aggregate in zip(streams, saved, strict=True):
-            self._remember(aggregate, epoch)
+            self._remember(aggregate, stamp)
             personal = self.field_codec is not None and self.field_codec.personal(aggregate)
             if not personal and self._crosses_snapshot(stream):
                 captured = self._capture(aggregate)
@@ -248,7 +249,7 @@ class Repository:
         return StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
                               snapshot.timestamp)
 
-    def _remember(self, aggregate: Aggregate, epoch: int | None) -> None:
+    def _remember(self, aggregate: Aggregate, stamp: CacheStamp | None) -> None:
         current = self._cache.get(aggregate.id)
         if current is not None and current.version > aggregate.version:
             return
@@ -259,7 +260,7 @@ class Repository:
             log.warning("aggregate state not cacheable", exc_info=True,
                         extra={"aggregate": type(aggregate).__name__})
             return
-        self._put(aggregate.id, _Cached(aggregate.version, state, epoch))
+        self._put(aggregate.id, _Cached(aggregate.version, state, stamp))
 
     def _put(self, aggregate_id: UUID, entry: _Cached) -> None:
         if self._cache_size <= 0:

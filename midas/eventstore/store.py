@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 _loads = codec.decode
 
 EVENTS_CHANNEL = "events"
+ANNOUNCED_STREAMS = 500  # streams listed in a commit's announcement, at most
+TOUCHED_STREAMS = 100_000  # stream prefixes remembered before everything counts as stale
+
+
+class CacheStamp(NamedTuple):
+    epoch: int
+    foreign_commits: int
 _COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at, hash"
 
 
@@ -155,8 +162,12 @@ class EventStorePort(Protocol):
 
     async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None: ...
 
-    def cache_epoch(self) -> int | None:
-        """Changes whenever another writer may have appended; None: trust no cache."""
+    def cache_stamp(self) -> CacheStamp | None:
+        """What the store has seen of other writers so far; None: trust no cache."""
+        ...
+
+    def unchanged_since(self, stream_id: UUID, stamp: CacheStamp | None) -> bool:
+        """True if no other writer has appended to ``stream_id`` since ``stamp``."""
         ...
 
 
@@ -176,10 +187,12 @@ class EventStore:
         self.notifier = notifier or Notifier(db, [EVENTS_CHANNEL])
         self.notifier.listen(EVENTS_CHANNEL, self._on_commit_seen)
         self.batches_committed = 0
-        # Commits are announced by their last position: ours are known, any other one
-        # (another process, another store) moves the epoch on.
+        # Commits are announced with their last position and their streams: ours are
+        # known; another writer's mark its streams as touched (see cache_stamp).
         self._own_commits: set[int] = set()
-        self._epoch = 0
+        self._epoch = 0  # moves when anything may have been missed: every stamp is stale
+        self._foreign_commits = 0
+        self._touched: dict[str, int] = {}  # stream prefix -> foreign commit count then
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -200,21 +213,46 @@ class EventStore:
         if self._owns_notifier:
             await self.notifier.stop()
 
-    def cache_epoch(self) -> int | None:
-        """Unchanged while every append seen since was this store's own: state cached
-        in this process is then current (an append that raced in unseen still fails its
-        expected-version check). None while notifications are not being received."""
-        return self._epoch if self.notifier.connected.is_set() else None
+    def cache_stamp(self) -> CacheStamp | None:
+        """State cached in this process at this stamp stays current for every stream no
+        other writer is seen appending to afterwards (an append that raced in unseen
+        still fails its expected-version check). None while announcements are not being
+        received."""
+        if not self.notifier.connected.is_set():
+            return None
+        return CacheStamp(self._epoch, self._foreign_commits)
+
+    def unchanged_since(self, stream_id: UUID, stamp: CacheStamp | None) -> bool:
+        return (
+            stamp is not None
+            and stamp.epoch == self._epoch
+            and self.notifier.connected.is_set()
+            and self._touched.get(str(stream_id)[:8], 0) <= stamp.foreign_commits
+        )
 
     def _on_commit_seen(self, payload: str | None) -> None:
         if payload is None:  # (re)connected: commits may have gone unseen
-            self._own_commits.clear()
-            self._epoch += 1
+            self._forget_all()
             return
+        last, _, streams = payload.partition(" ")
         try:
-            self._own_commits.remove(int(payload))
+            self._own_commits.remove(int(last))
+            return
         except (KeyError, ValueError):
-            self._epoch += 1
+            pass
+        if not streams or streams == "*":  # an import, or too many streams to list
+            self._forget_all()
+            return
+        self._foreign_commits += 1
+        for prefix in streams.split():
+            self._touched[prefix] = self._foreign_commits
+        if len(self._touched) > TOUCHED_STREAMS:
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._own_commits.clear()
+        self._touched.clear()
+        self._epoch += 1
 
     # -- writing ---------------------------------------------------------------------
 
@@ -428,8 +466,12 @@ _STATE_SQL = (
 _INSERT_SQL = (
     f"WITH inserted AS (INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
     "$1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::jsonb[],"
-    " $7::timestamptz[], $8::bytea[]) RETURNING position)"
-    " SELECT pg_notify($9, max(position)::text) FROM inserted"
+    " $7::timestamptz[], $8::bytea[]) RETURNING position, stream_id)"
+    # The announcement: the commit's last position and its streams (short prefixes: a
+    # false match only costs a read), "*" when too many to list (payloads are small).
+    " SELECT pg_notify($9, max(position)::text || ' ' || CASE WHEN"
+    f" count(DISTINCT stream_id) <= {ANNOUNCED_STREAMS}"
+    " THEN string_agg(DISTINCT left(stream_id::text, 8), ' ') ELSE '*' END) FROM inserted"
 )
 
 

@@ -17,6 +17,7 @@ from midas.eventstore import (
     retry_on_conflict,
 )
 from midas.eventstore.memory import InMemoryEventStore
+from midas.eventstore.store import CacheStamp
 
 
 class Counter(Aggregate):
@@ -122,25 +123,25 @@ class CountingReads:
         store.read_stream = read_stream  # type: ignore[method-assign]
 
 
-async def wait_epoch_moved(store: EventStore, before: int | None) -> None:
+async def wait_seen(store: EventStore, counter_id: object, stamp: object) -> None:
     for _ in range(200):
-        if store.cache_epoch() not in (None, before):
+        if not store.unchanged_since(counter_id, stamp):  # type: ignore[arg-type]
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the other writer's append was never seen")
 
 
-async def test_a_cached_aggregate_is_used_without_a_read_until_another_writer_appends(
+async def test_a_cached_aggregate_is_used_without_a_read_until_another_writer_appends_to_it(
     db: Database, store: EventStore
 ) -> None:
     await store.notifier.connected.wait()
     repo, reads = repository(store), CountingReads(store)
-    counter = Counter("shared")
-    await repo.save(counter)
-    await asyncio.sleep(0.1)  # our own commit's notification arrives: the epoch stays
-    epoch = store.cache_epoch()
+    counter, bystander = Counter("shared"), Counter("bystander")
+    await repo.save(counter, bystander)
+    await asyncio.sleep(0.1)  # our own commit's announcement arrives: nothing is stale
+    stamp = store.cache_stamp()
     assert (await repo.get(counter.id, cls=Counter)).version == 1
-    assert reads.reads == 0 and store.cache_epoch() == epoch is not None
+    assert reads.reads == 0 and store.unchanged_since(counter.id, stamp)
 
     other_process = EventStore(db)
     other_process.start()
@@ -150,17 +151,39 @@ async def test_a_cached_aggregate_is_used_without_a_read_until_another_writer_ap
         await repository(other_process).save(other)
     finally:
         await other_process.close()
-    await wait_epoch_moved(store, epoch)
+    await wait_seen(store, counter.id, stamp)
+    assert (await repo.get(bystander.id, cls=Counter)).version == 1
+    assert reads.reads == 0  # another stream's append leaves this one trusted
     loaded = await repo.get(counter.id, cls=Counter)
     assert (loaded.count, loaded.version, reads.reads) == (3, 2, 1)
 
 
+async def test_an_unlisted_append_makes_every_cached_aggregate_stale(
+    db: Database, store: EventStore
+) -> None:
+    """An import (or a commit of too many streams to list) names no stream."""
+    await store.notifier.connected.wait()
+    repo, reads = repository(store), CountingReads(store)
+    counter = Counter("any")
+    await repo.save(counter)
+    await asyncio.sleep(0.1)
+    stamp = store.cache_stamp()
+    async with db.acquire() as conn:
+        await conn.execute("SELECT pg_notify($1, '999999')", db.channel("events"))
+    await wait_seen(store, counter.id, stamp)
+    await repo.get(counter.id, cls=Counter)
+    assert reads.reads == 1
+
+
 class TrustingStore(InMemoryEventStore):
-    """A store whose epoch never moves: as if another writer's append had not been
+    """A store that sees no other writer: as if another writer's append had not been
     announced yet when the command ran."""
 
-    def cache_epoch(self) -> int | None:
-        return 0
+    def cache_stamp(self) -> CacheStamp | None:
+        return CacheStamp(0, 0)
+
+    def unchanged_since(self, stream_id: object, stamp: CacheStamp | None) -> bool:
+        return stamp is not None
 
 
 async def test_a_decision_on_stale_cached_state_loses_and_the_retry_reads_the_log() -> None:
@@ -183,3 +206,28 @@ async def test_a_decision_on_stale_cached_state_loses_and_the_retry_reads_the_lo
     await retry_on_conflict(increment)
     assert attempts == 2  # the first ran on the stale cached state and lost
     assert (await repository(shared).get(counter.id, cls=Counter)).count == 6  # type: ignore[arg-type]
+
+
+async def test_a_commit_announces_its_streams_or_a_star_when_too_many(
+    db: Database, store: EventStore
+) -> None:
+    from uuid import uuid4
+
+    from midas.eventstore import NewEvent, StreamAppend
+    from midas.eventstore.store import ANNOUNCED_STREAMS
+
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    conn = await db.connect()
+    await conn.add_listener(db.channel("events"), lambda *args: heard.put_nowait(args[-1]))
+    try:
+        few = [uuid4(), uuid4()]
+        result = await store.append([StreamAppend(s, 0, [NewEvent("T.Done", {})]) for s in few])
+        last, *prefixes = (await asyncio.wait_for(heard.get(), 5)).split(" ")
+        assert int(last) == result.last_position
+        assert sorted(prefixes) == sorted(str(s)[:8] for s in few)
+        many = [StreamAppend(uuid4(), 0, [NewEvent("T.Done", {})])
+                for _ in range(ANNOUNCED_STREAMS + 1)]
+        result = await store.append(many)
+        assert await asyncio.wait_for(heard.get(), 5) == f"{result.last_position} *"
+    finally:
+        await conn.close()
