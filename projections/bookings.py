@@ -1,14 +1,21 @@
-"""The bookings read model: one row per booking, for customers' and staff's lists."""
+"""The bookings read model: one row per booking, for customers' and staff's lists.
+
+A batch reads which of its bookings exist, merges each booking's events in memory (held,
+confirmed and checked out in one batch: one INSERT with the final status) and writes them
+with a few statements.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
 from midas.eventstore import RecordedEvent
+from projections.batch import RowChanges
 
 BOOKINGS_TABLE = "bk_bookings"
 
@@ -27,49 +34,43 @@ class BookingsProjector:
     handles = frozenset({"Booking.Held", "Booking.ConciergeAssigned", *_STATUS})
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        bookings = await RowChanges.load(conn, BOOKINGS_TABLE, "id",
+                                         (e.stream_id for e in events))
         for event in events:
-            d = event.data
             if event.type == "Booking.Held":
-                await _held(conn, event)
-            elif event.type == "Booking.ConciergeAssigned":
-                await _update(conn, event, "concierge_id = $3::uuid", d["concierge_id"])
-            elif event.type == "Booking.Confirmed":
-                await _update(conn, event, "status = 'confirmed', amount_paid = $3",
-                              d["amount_paid"])
-            elif event.type == "Booking.Cancelled":
-                await _update(
-                    conn, event,
-                    "status = 'cancelled', cancel_reason = $3, refund_percentage = $4,"
-                    " refund_amount = $5",
-                    d["reason"], d["refund_percentage"], d["refund_amount"],
-                )
+                bookings.insert(event.stream_id, _held(event))
             else:
-                await _update(conn, event, "status = $3", _STATUS[event.type])
+                bookings.update(event.stream_id, {
+                    **_changes(event), "version": event.version,
+                    "updated_at": event.recorded_at})
+        await bookings.write(conn)
 
 
-async def _held(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+def _held(event: RecordedEvent) -> dict[str, Any]:
     d, q = event.data, event.data["quote"]
-    await conn.execute(
-        f"INSERT INTO {BOOKINGS_TABLE} (id, item_id, customer_id, status, starts_at, ends_at,"
-        " service_level, delivered_level, category, location, currency, total_due,"
-        " security_deposit, quote, held_at, hold_expires_at, version, updated_at)"
-        " VALUES ($1,$2::uuid,$3::uuid,'held',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13::jsonb,$14,$15,"
-        "$16,$17) ON CONFLICT DO NOTHING",
-        event.stream_id, d["item_id"], d["customer_id"], _at(d["start"]), _at(d["end"]),
-        d["service_level"], d["delivered_level"], q["category"], q["location_code"],
-        q["currency"], q["total_due"], q["security_deposit"], orjson.dumps(q).decode(),
-        _at(d["held_at"]), _at(d["hold_expires_at"]), event.version, event.recorded_at,
-    )
+    return {
+        "item_id": d["item_id"], "customer_id": d["customer_id"],  # uuid text
+        "status": "held", "starts_at": _at(d["start"]), "ends_at": _at(d["end"]),
+        "service_level": d["service_level"], "delivered_level": d["delivered_level"],
+        "category": q["category"], "location": q["location_code"], "currency": q["currency"],
+        "total_due": q["total_due"], "security_deposit": q["security_deposit"],
+        "quote": orjson.dumps(q).decode(), "held_at": _at(d["held_at"]),
+        "hold_expires_at": _at(d["hold_expires_at"]), "version": event.version,
+        "updated_at": event.recorded_at,
+    }
 
 
-async def _update(
-    conn: asyncpg.Connection, event: RecordedEvent, assignments: str, *values: object
-) -> None:
-    await conn.execute(
-        f"UPDATE {BOOKINGS_TABLE} SET {assignments}, version = $2,"
-        f" updated_at = ${3 + len(values)} WHERE id = $1",
-        event.stream_id, event.version, *values, event.recorded_at,
-    )
+def _changes(event: RecordedEvent) -> dict[str, Any]:
+    d = event.data
+    if event.type == "Booking.ConciergeAssigned":
+        return {"concierge_id": d["concierge_id"]}
+    if event.type == "Booking.Confirmed":
+        return {"status": "confirmed", "amount_paid": d["amount_paid"]}
+    if event.type == "Booking.Cancelled":
+        return {"status": "cancelled", "cancel_reason": d["reason"],
+                "refund_percentage": d["refund_percentage"],
+                "refund_amount": d["refund_amount"]}
+    return {"status": _STATUS[event.type]}
 
 
 def _at(text: str) -> datetime:

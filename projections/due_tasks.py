@@ -4,6 +4,9 @@ Held -> expire the hold at its deadline; Confirmed -> automatic check-out at the
 CheckedOut -> automatic check-in at the end (the scheduler adds the configured delay,
 2 h by default). Any later event of the booking removes the timers it made pointless.
 Task ids are deterministic, so a replay or a rebuild never doubles a task.
+
+A batch reads the timers of its bookings once, changes them in memory in event order (so a
+check-in sees a deposit timer made earlier in the same batch) and writes them at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncpg
 
 from midas.eventstore import RecordedEvent
 from midas.scheduler import task_id
+from projections.batch import RowChanges
 
 DUE_TASKS_TABLE = "due_tasks"
 EXPIRE_HOLD, CHECK_OUT, CHECK_IN = "expire_hold", "check_out", "check_in"
@@ -42,79 +46,107 @@ class DueTasksProjector:
     })
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        timers = await _Timers.load(conn, {_booking(e) for e in events})
         for event in events:
             booking, d = event.stream_id, event.data
             if event.type.startswith("Payment."):
-                await _deposit_timers(conn, event)
+                _deposit_timers(timers, event)
                 continue
             if event.type == "Booking.CheckedIn":
+                due = datetime.fromisoformat(d["at"])
                 # Only when a deposit hold is current (its lapse timer exists).
-                await conn.execute(
-                    f"INSERT INTO {DUE_TASKS_TABLE} (id, kind, aggregate_id, due_at)"
-                    " SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM"
-                    f" {DUE_TASKS_TABLE} WHERE aggregate_id = $3 AND kind = $5)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    task_id(DEPOSIT_RELEASE, booking), DEPOSIT_RELEASE, booking,
-                    datetime.fromisoformat(d["at"]), DEPOSIT_LAPSE)
+                if timers.has(booking, DEPOSIT_LAPSE):
+                    timers.add(task_id(DEPOSIT_RELEASE, booking), DEPOSIT_RELEASE, booking, due)
             elif event.type in ("Booking.Cancelled", "Booking.Expired"):
-                await _remove(conn, booking, DEPOSIT_AUTHORISE)
+                timers.remove(task_id(DEPOSIT_AUTHORISE, booking))
             if event.type == "Booking.Held":
-                await _add(conn, EXPIRE_HOLD, booking, d["hold_expires_at"])
+                _add(timers, EXPIRE_HOLD, booking, d["hold_expires_at"])
             elif event.type == "Booking.Confirmed":
-                await _remove(conn, booking, EXPIRE_HOLD)
-                await _add(conn, CHECK_OUT, booking, d["start"])
+                timers.remove(task_id(EXPIRE_HOLD, booking))
+                _add(timers, CHECK_OUT, booking, d["start"])
             elif event.type == "Booking.CheckedOut":
-                await _remove(conn, booking, CHECK_OUT)
-                await _add(conn, CHECK_IN, booking, d["end"])
+                timers.remove(task_id(CHECK_OUT, booking))
+                _add(timers, CHECK_IN, booking, d["end"])
             else:
-                await _remove(conn, booking, EXPIRE_HOLD, CHECK_OUT, CHECK_IN)
+                for kind in (EXPIRE_HOLD, CHECK_OUT, CHECK_IN):
+                    timers.remove(task_id(kind, booking))
+        await timers.write(conn)
 
 
-async def _add(conn: asyncpg.Connection, kind: str, booking: UUID, due: str) -> None:
-    await conn.execute(
-        f"INSERT INTO {DUE_TASKS_TABLE} (id, kind, aggregate_id, due_at)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-        task_id(kind, booking), kind, booking, datetime.fromisoformat(due),
-    )
+class _Timers:
+    """The due tasks of a batch's bookings, as the batch changes them.
+
+    Every task id names its booking (``task_id(kind, booking[:...])``) and the row's
+    ``aggregate_id`` is that booking, so reading the rows of the batch's bookings reads
+    every row the batch can touch.
+    """
+
+    def __init__(self, rows: RowChanges, by_booking: dict[UUID, set[str]]) -> None:
+        self._rows = rows
+        self._by_booking = by_booking
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, bookings: set[UUID]) -> _Timers:
+        found = await conn.fetch(
+            f"SELECT id, kind, aggregate_id FROM {DUE_TASKS_TABLE}"
+            " WHERE aggregate_id = ANY($1::uuid[])", list(bookings))
+        by_booking: dict[UUID, set[str]] = {}
+        for r in found:
+            by_booking.setdefault(r["aggregate_id"], set()).add(r["id"])
+        return cls(RowChanges(DUE_TASKS_TABLE, "id", {r["id"]: dict(r) for r in found}),
+                   by_booking)
+
+    def add(self, task: str, kind: str, booking: UUID, due: datetime) -> None:
+        """Insert the timer unless it exists (ON CONFLICT DO NOTHING)."""
+        self._rows.insert(task, {"kind": kind, "aggregate_id": booking, "due_at": due})
+        self._by_booking.setdefault(booking, set()).add(task)
+
+    def remove(self, task: str) -> None:
+        self._rows.delete(task)
+
+    def remove_kinds(self, booking: UUID, kinds: tuple[str, ...]) -> None:
+        for task in self._ids(booking, kinds):
+            self._rows.delete(task)
+
+    def has(self, booking: UUID, kind: str) -> bool:
+        return bool(self._ids(booking, (kind,)))
+
+    def _ids(self, booking: UUID, kinds: tuple[str, ...]) -> list[str]:
+        return [task for task in self._by_booking.get(booking, ())
+                if (row := self._rows.get(task)) is not None and row["kind"] in kinds]
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        await self._rows.write(conn)
 
 
-async def _deposit_timers(conn: asyncpg.Connection, event: RecordedEvent) -> None:
+def _booking(event: RecordedEvent) -> UUID:
+    return UUID(event.data["booking_id"]) if event.type.startswith("Payment.") else (
+        event.stream_id)
+
+
+def _add(timers: _Timers, kind: str, booking: UUID, due: str) -> None:
+    timers.add(task_id(kind, booking), kind, booking, datetime.fromisoformat(due))
+
+
+def _deposit_timers(timers: _Timers, event: RecordedEvent) -> None:
     booking, d = UUID(event.data["booking_id"]), event.data
     if event.type == "Payment.RefundRequested":
-        await conn.execute(
-            f"INSERT INTO {DUE_TASKS_TABLE} (id, kind, aggregate_id, due_at)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-            task_id(REFUND_RETRY, f"{booking}:{d['reference']}"), REFUND_RETRY, booking,
-            datetime.fromisoformat(d["at"]))
+        timers.add(task_id(REFUND_RETRY, f"{booking}:{d['reference']}"), REFUND_RETRY,
+                   booking, datetime.fromisoformat(d["at"]))
     elif event.type in ("Payment.Refunded", "Payment.RefundFailed"):
         key = d.get("key") if event.type == "Payment.Refunded" else d["reference"]
         if key:
-            await conn.execute(f"DELETE FROM {DUE_TASKS_TABLE} WHERE id = $1",
-                               task_id(REFUND_RETRY, f"{booking}:{key}"))
+            timers.remove(task_id(REFUND_RETRY, f"{booking}:{key}"))
     elif event.type == "Payment.Succeeded":
         # Paid through a provider: hold the deposit N days before the start (the
         # scheduler's delay); staff-confirmed (manual) payments take their deposit by hand.
         if d.get("start") and d.get("deposit_amount"):
-            await _add(conn, DEPOSIT_AUTHORISE, booking, d["start"])
+            _add(timers, DEPOSIT_AUTHORISE, booking, d["start"])
     elif event.type in ("Payment.DepositAuthorised", "Payment.DepositReauthorised"):
         n = int(d["sequence"])
-        await conn.execute(
-            f"DELETE FROM {DUE_TASKS_TABLE} WHERE id = $1",
-            task_id(DEPOSIT_LAPSE, f"{booking}:{n - 1}"))
+        timers.remove(task_id(DEPOSIT_LAPSE, f"{booking}:{n - 1}"))
         for kind in (DEPOSIT_REAUTHORISE, DEPOSIT_LAPSE):
-            await conn.execute(
-                f"INSERT INTO {DUE_TASKS_TABLE} (id, kind, aggregate_id, due_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                task_id(kind, f"{booking}:{n}"), kind, booking,
-                datetime.fromisoformat(d["expires_at"]))
+            timers.add(task_id(kind, f"{booking}:{n}"), kind, booking,
+                       datetime.fromisoformat(d["expires_at"]))
     elif event.type.startswith("Payment.Deposit"):  # captured, released or lapsed
-        await conn.execute(
-            f"DELETE FROM {DUE_TASKS_TABLE} WHERE aggregate_id = $1 AND kind = ANY($2::text[])",
-            booking, [DEPOSIT_REAUTHORISE, DEPOSIT_LAPSE])
-
-
-async def _remove(conn: asyncpg.Connection, booking: UUID, *kinds: str) -> None:
-    await conn.execute(
-        f"DELETE FROM {DUE_TASKS_TABLE} WHERE id = ANY($1::text[])",
-        [task_id(kind, booking) for kind in kinds],
-    )
+        timers.remove_kinds(booking, (DEPOSIT_REAUTHORISE, DEPOSIT_LAPSE))

@@ -5,12 +5,18 @@ transaction: an email decided here is never lost and, with its deterministic ded
 (``type:stream:version``; ``reminder:booking``), never queued twice, even on a rebuild (the
 outbox is not among its tables, so a rebuild re-inserts nothing). A customer's email names
 the account only (``@account``): the address and name are read at delivery.
+
+A batch reads what its events refer to (remembered bookings, item and concierge names,
+reminder timers) with one query each, decides every email in memory, in event order, and
+writes the outbox rows, remembered bookings and timers with one statement each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,14 +28,17 @@ from midas.eventstore import RecordedEvent
 from midas.notifications.outbox import (
     ACCOUNT,
     BOOKINGS_TABLE,
+    ENQUEUE_SQL,
     LEGAL,
     TIMERS_TABLE,
-    booking_context,
-    enqueue,
-    enqueue_for_booking,
+    BookingContext,
+    booking_contexts,
+    booking_email,
+    enqueue_args,
     reminder_key,
     unknown_booking,
 )
+from projections.batch import RowChanges
 
 log = logging.getLogger(__name__)
 NAME = "notifications"
@@ -38,6 +47,10 @@ IMMEDIATELY = datetime(2000, 1, 1, tzinfo=UTC)  # new rows are due at once, what
 
 _TIMER_ENDERS = frozenset({"Booking.Cancelled", "Booking.Expired", "Booking.CheckedOut",
                            "Booking.CheckedIn"})
+_REMEMBER_SQL = (
+    f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, context)"
+    " VALUES ($1, $2, $3::jsonb) ON CONFLICT (booking_id) DO NOTHING"
+)
 
 
 class NotificationsProjector:
@@ -52,90 +65,158 @@ class NotificationsProjector:
     })
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        batch = await _Batch.load(conn, events)
         for event in events:
             try:
-                await self._apply(conn, event)
+                self._apply(batch, event)
             except (KeyError, TypeError, ValueError):
                 # A malformed event must not stall every later email: skip it, loudly.
                 log.exception("notification skipped: unexpected event data",
                               extra={"position": event.position, "type": event.type})
+        await batch.write(conn)
 
-    async def _apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    def _apply(self, batch: _Batch, event: RecordedEvent) -> None:
         d, key = event.data, cause_key(event)
         if event.type == "Account.Registered":
-            await enqueue(conn, key, "welcome", ACCOUNT, event.stream_id, {}, IMMEDIATELY)
+            batch.enqueue(key, "welcome", ACCOUNT, event.stream_id, {}, IMMEDIATELY)
             return
         if event.type == "Booking.Held":
-            await _remember(conn, event)
-            await self._to_customer(conn, key, "booking_held", event.stream_id)
+            batch.remember(event)
+            self._to_customer(batch, key, "booking_held", event.stream_id)
         elif event.type == "Booking.Confirmed":
-            await self._to_customer(conn, key, "booking_confirmed", event.stream_id,
-                                    amount_paid=d["amount_paid"])
+            self._to_customer(batch, key, "booking_confirmed", event.stream_id,
+                              amount_paid=d["amount_paid"])
             due = datetime.fromisoformat(d["start"]) - REMINDER_BEFORE
             if due > datetime.fromisoformat(d["at"]):
-                await conn.execute(
-                    f"INSERT INTO {TIMERS_TABLE} (id, booking_id, due_at) VALUES ($1, $2, $3)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    reminder_key(event.stream_id), event.stream_id, due,
-                )
+                batch.timers.insert(reminder_key(event.stream_id),
+                                    {"booking_id": event.stream_id, "due_at": due})
         elif event.type == "Booking.ConciergeAssigned":
-            booking = await booking_context(conn, event.stream_id)
+            booking = batch.bookings.get(event.stream_id)
             if booking and booking[1].get("delivered_level") == "vvip":
-                name = await conn.fetchval(
-                    "SELECT name FROM acc_accounts WHERE id = $1", UUID(d["concierge_id"]))
-                await self._to_customer(conn, key, "concierge_assigned", event.stream_id,
-                                        concierge_name=name or "Your concierge")
+                name = batch.concierges.get(UUID(d["concierge_id"]))
+                self._to_customer(batch, key, "concierge_assigned", event.stream_id,
+                                  concierge_name=name or "Your concierge")
         elif event.type == "Payment.Failed":
-            await self._to_customer(conn, key, "payment_failed", UUID(d["booking_id"]),
-                                    customer_id=d.get("customer_id"), amount=d.get("amount"),
-                                    currency=d.get("currency"), reason=d.get("reason"))
+            self._to_customer(batch, key, "payment_failed", UUID(d["booking_id"]),
+                              customer_id=d.get("customer_id"), amount=d.get("amount"),
+                              currency=d.get("currency"), reason=d.get("reason"))
         elif event.type == "Payment.Refunded":
-            await self._to_customer(conn, key, "refund_processed", UUID(d["booking_id"]),
-                                    customer_id=d.get("customer_id"), amount=d.get("amount"),
-                                    currency=d.get("currency"))
+            self._to_customer(batch, key, "refund_processed", UUID(d["booking_id"]),
+                              customer_id=d.get("customer_id"), amount=d.get("amount"),
+                              currency=d.get("currency"))
         elif event.type == "Payment.DisputeOpened":
-            booking = await booking_context(conn, UUID(d["booking_id"]))
+            booking = batch.bookings.get(UUID(d["booking_id"]))
             context = {**(booking[1] if booking else unknown_booking(d["booking_id"])),
                        "customer_id": d.get("customer_id"), "amount": d.get("amount"),
                        "reason": d.get("reason")}
             if d.get("currency"):
                 context["currency"] = d["currency"]
-            await enqueue(conn, key, "dispute_opened", LEGAL, None, context, IMMEDIATELY)
+            batch.enqueue(key, "dispute_opened", LEGAL, None, context, IMMEDIATELY)
         if event.type == "Booking.Cancelled":
-            await self._to_customer(conn, key, "booking_cancelled", event.stream_id,
-                                    refund_amount=d["refund_amount"],
-                                    refund_percentage=d["refund_percentage"])
+            self._to_customer(batch, key, "booking_cancelled", event.stream_id,
+                              refund_amount=d["refund_amount"],
+                              refund_percentage=d["refund_percentage"])
         if event.type in _TIMER_ENDERS or event.type == "Booking.Cancelled":
-            await conn.execute(f"DELETE FROM {TIMERS_TABLE} WHERE id = $1",
-                               reminder_key(event.stream_id))
+            batch.timers.delete(reminder_key(event.stream_id))
 
-    async def _to_customer(
-        self, conn: asyncpg.Connection, key: str, template: str, booking_id: UUID,
+    def _to_customer(
+        self, batch: _Batch, key: str, template: str, booking_id: UUID,
         customer_id: str | None = None, **extra: Any,
     ) -> None:
-        await enqueue_for_booking(conn, key, template, booking_id, customer_id, extra,
-                                  IMMEDIATELY)
+        email = booking_email(key, template, booking_id, batch.bookings.get(booking_id),
+                              customer_id, extra, IMMEDIATELY)
+        if email is not None:
+            batch.emails.append(email)
 
 
 def cause_key(event: RecordedEvent) -> str:
     return f"{event.type}:{event.stream_id}:{event.version}"
 
 
-async def _remember(conn: asyncpg.Connection, event: RecordedEvent) -> None:
-    d, quote = event.data, event.data["quote"]
-    item_id = UUID(d["item_id"])
-    item_name = await conn.fetchval("SELECT name FROM inv_items WHERE id = $1", item_id)
-    context = {
-        "booking_id": str(event.stream_id), "item_id": str(item_id),
-        "item_name": item_name or quote.get("category", "your booking"),
-        "category": quote.get("category"), "location": quote.get("location_code"),
-        "time_zone": quote.get("time_zone", "UTC"), "currency": quote.get("currency", "USD"),
-        "start": d["start"], "end": d["end"], "hold_expires_at": d["hold_expires_at"],
-        "total_due": quote.get("total_due"), "security_deposit": quote.get("security_deposit"),
-        "delivered_level": d.get("delivered_level"),
-    }
-    await conn.execute(
-        f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, context)"
-        " VALUES ($1, $2, $3::jsonb) ON CONFLICT (booking_id) DO NOTHING",
-        event.stream_id, UUID(d["customer_id"]), orjson.dumps(context).decode(),
-    )
+class _Batch:
+    """What a batch's events refer to, read once, and the rows they add."""
+
+    def __init__(self, bookings: dict[UUID, BookingContext], items: dict[UUID, str],
+                 concierges: dict[UUID, str], timers: RowChanges) -> None:
+        self.bookings = bookings  # remembered, including those held earlier in the batch
+        self.items, self.concierges, self.timers = items, concierges, timers
+        self.remembered: list[tuple[Any, ...]] = []  # new notif_bookings rows
+        self.emails: list[tuple[Any, ...]] = []  # outbox rows, in event order
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> _Batch:
+        refs = _References.of(events)
+        return cls(
+            await booking_contexts(conn, list(refs.bookings)),
+            await _names(conn, "inv_items", refs.items),
+            await _names(conn, "acc_accounts", refs.concierges),
+            await RowChanges.load(conn, TIMERS_TABLE, "id", map(reminder_key, refs.timers)),
+        )
+
+    def enqueue(self, *args: Any) -> None:
+        self.emails.append(enqueue_args(*args))
+
+    def remember(self, event: RecordedEvent) -> None:
+        """What the emails of a held booking need (ON CONFLICT DO NOTHING)."""
+        d, quote = event.data, event.data["quote"]
+        item_id = UUID(d["item_id"])
+        context = {
+            "booking_id": str(event.stream_id), "item_id": str(item_id),
+            "item_name": self.items.get(item_id) or quote.get("category", "your booking"),
+            "category": quote.get("category"), "location": quote.get("location_code"),
+            "time_zone": quote.get("time_zone", "UTC"),
+            "currency": quote.get("currency", "USD"),
+            "start": d["start"], "end": d["end"], "hold_expires_at": d["hold_expires_at"],
+            "total_due": quote.get("total_due"),
+            "security_deposit": quote.get("security_deposit"),
+            "delivered_level": d.get("delivered_level"),
+        }
+        customer, text = UUID(d["customer_id"]), orjson.dumps(context).decode()
+        if event.stream_id not in self.bookings:
+            self.bookings[event.stream_id] = (customer, context)
+            self.remembered.append((event.stream_id, customer, text))
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        if self.remembered:
+            await conn.executemany(_REMEMBER_SQL, self.remembered)
+        await self.timers.write(conn)
+        if self.emails:
+            await conn.executemany(ENQUEUE_SQL, self.emails)
+
+
+@dataclass
+class _References:
+    """What a batch's events name: bookings, items, concierges, bookings with a timer."""
+
+    bookings: set[UUID] = field(default_factory=set)
+    items: set[UUID] = field(default_factory=set)
+    concierges: set[UUID] = field(default_factory=set)
+    timers: set[UUID] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, events: Iterable[RecordedEvent]) -> _References:
+        refs = cls()
+        for e in events:
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # _apply logs them
+                refs.add(e)
+        return refs
+
+    def add(self, e: RecordedEvent) -> None:
+        if e.type.startswith("Payment."):
+            self.bookings.add(UUID(e.data["booking_id"]))
+        elif e.type.startswith("Booking."):
+            self.bookings.add(e.stream_id)
+        if e.type == "Booking.Held":
+            self.items.add(UUID(e.data["item_id"]))
+        elif e.type == "Booking.ConciergeAssigned":
+            self.concierges.add(UUID(e.data["concierge_id"]))
+        elif e.type == "Booking.Confirmed" or e.type in _TIMER_ENDERS:
+            self.timers.add(e.stream_id)
+
+
+async def _names(conn: asyncpg.Connection, table: str, ids: set[UUID]) -> dict[UUID, str]:
+    if not ids:
+        return {}
+    rows = await conn.fetch(f"SELECT id, name FROM {table} WHERE id = ANY($1::uuid[])",
+                            list(ids))
+    return {r["id"]: r["name"] for r in rows}

@@ -28,6 +28,7 @@ STATS_TABLE = "notif_stats"
 # customer and an erased account's pending emails are never sent.
 OPS, LEGAL, ACCOUNT = "@ops", "@legal", "@account"
 STATUSES = ("pending", "sent", "bounced", "dead", "skipped")
+BookingContext = tuple[UUID, dict[str, Any]]  # the customer, the booking's email context
 
 ENQUEUE_SQL = (
     f"INSERT INTO {OUTBOX_TABLE} (dedupe_key, template, recipient, account_id, context,"
@@ -71,31 +72,51 @@ async def enqueue_for_booking(
     customer_id: str | None, extra: dict[str, Any], due: datetime,
 ) -> bool:
     """Queue a customer's email about a booking; False when the booking is unknown."""
-    booking = await booking_context(conn, booking_id)
+    args = booking_email(key, template, booking_id, await booking_context(conn, booking_id),
+                         customer_id, extra, due)
+    if args is not None:
+        await conn.execute(ENQUEUE_SQL, *args)
+    return args is not None
+
+
+def booking_email(
+    key: str, template: str, booking_id: UUID, booking: BookingContext | None,
+    customer_id: str | None, extra: dict[str, Any], due: datetime,
+) -> tuple[Any, ...] | None:
+    """The outbox row (``ENQUEUE_SQL``'s arguments) of a customer's email about a booking
+    whose context is ``booking``; None, logged, when the booking is unknown."""
     customer = UUID(customer_id) if customer_id else (booking[0] if booking else None)
     if customer is None:
         log.warning("notification skipped: unknown booking",
                     extra={"booking": str(booking_id), "template": template})
-        return False
+        return None
     context = {**(booking[1] if booking else unknown_booking(str(booking_id))),
                **{k: v for k, v in extra.items() if v is not None}}
-    await enqueue(conn, key, template, ACCOUNT, customer, context, due)
-    return True
+    return enqueue_args(key, template, ACCOUNT, customer, context, due)
 
 
 def reminder_key(booking_id: UUID | str) -> str:
     return f"reminder:{booking_id}"
 
 
-async def booking_context(
-    conn: asyncpg.Connection, booking_id: UUID
-) -> tuple[UUID, dict[str, Any]] | None:
-    row = await conn.fetchrow(
-        f"SELECT customer_id, context FROM {BOOKINGS_TABLE} WHERE booking_id = $1", booking_id)
-    if row is None:
-        return None
-    context = row["context"]
-    return row["customer_id"], orjson.loads(context) if isinstance(context, str) else context
+async def booking_context(conn: asyncpg.Connection, booking_id: UUID) -> BookingContext | None:
+    return (await booking_contexts(conn, [booking_id])).get(booking_id)
+
+
+async def booking_contexts(
+    conn: asyncpg.Connection, booking_ids: list[UUID]
+) -> dict[UUID, BookingContext]:
+    """The remembered bookings among ``booking_ids``, with one query."""
+    if not booking_ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT booking_id, customer_id, context FROM {BOOKINGS_TABLE}"
+        " WHERE booking_id = ANY($1::uuid[])", booking_ids)
+    return {r["booking_id"]: (r["customer_id"], _json(r["context"])) for r in rows}
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def unknown_booking(booking_id: str) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""A batch's changes to one read-model table, merged per row before they are written.
+
+A projector used to send one statement per event. ``RowChanges`` keeps what each of those
+statements meant (INSERT .. ON CONFLICT DO NOTHING, UPDATE .. WHERE key, DELETE .. WHERE
+key) but applies them to rows held in memory, read once per batch, so a later event of the
+batch sees what an earlier one did. The batch is then written with one DELETE, one INSERT
+per set of columns and one UPDATE per set of changed columns: a booking held, confirmed and
+checked out in one batch is one INSERT with its final status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import asyncpg
+
+Row = dict[str, Any]
+
+
+class RowChanges:
+    """The rows of ``table`` (primary key ``key``) that a batch may touch, and its changes.
+
+    ``rows`` must hold every row the batch's events can touch that exists before the batch
+    (with the columns the projector reads); any other key is taken to be absent.
+    """
+
+    def __init__(self, table: str, key: str, rows: Mapping[Any, Mapping[str, Any]]) -> None:
+        self.table, self.key = table, key
+        self._rows: dict[Any, Row | None] = {k: dict(row) for k, row in rows.items()}
+        self._existing = set(self._rows)  # in the table before the batch
+        self._inserted: dict[Any, None] = {}  # written by an INSERT (ordered)
+        self._changed: dict[Any, set[str]] = {}  # existing rows: the columns to UPDATE
+        self._deleted: set[Any] = set()  # existing rows to DELETE, before the inserts
+
+    @classmethod
+    async def load(
+        cls, conn: asyncpg.Connection, table: str, key: str, keys: Iterable[Any],
+        columns: Iterable[str] = (),
+    ) -> RowChanges:
+        """The rows of ``keys`` that exist, with ``columns``: one query."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return cls(table, key, {})
+        names = ", ".join((key, *columns))
+        found = await conn.fetch(
+            f"SELECT {names} FROM {table} WHERE {key} = ANY($1)", wanted)
+        return cls(table, key, {r[key]: dict(r) for r in found})
+
+    def get(self, key: Any) -> Row | None:
+        """The row as the batch has left it so far; None when there is none."""
+        return self._rows.get(key)
+
+    def insert(self, key: Any, values: Mapping[str, Any]) -> None:
+        """INSERT .. ON CONFLICT DO NOTHING."""
+        if self._rows.get(key) is not None:
+            return
+        self._rows[key] = {self.key: key, **values}
+        self._inserted[key] = None
+
+    def update(self, key: Any, values: Mapping[str, Any]) -> None:
+        """UPDATE .. SET values WHERE key: nothing when the row does not exist."""
+        row = self._rows.get(key)
+        if row is None:
+            return
+        row.update(values)
+        if key not in self._inserted:
+            self._changed.setdefault(key, set()).update(values)
+
+    def delete(self, key: Any) -> None:
+        if self._rows.get(key) is None:
+            return
+        self._rows[key] = None
+        self._inserted.pop(key, None)
+        self._changed.pop(key, None)
+        if key in self._existing:
+            self._deleted.add(key)
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        if self._deleted:
+            await conn.execute(
+                f"DELETE FROM {self.table} WHERE {self.key} = ANY($1)", list(self._deleted))
+        inserted = (row for k in self._inserted if (row := self._rows[k]) is not None)
+        for columns, rows in _by_columns((row, row.keys()) for row in inserted).items():
+            await conn.executemany(_insert_sql(self.table, columns), rows)
+        updates = _by_columns((row, (self.key, *changed))
+                              for k, changed in self._changed.items()
+                              if changed and (row := self._rows[k]) is not None)
+        for columns, rows in updates.items():
+            await conn.executemany(_update_sql(self.table, columns), rows)
+
+
+def _by_columns(
+    rows: Iterable[tuple[Row, Iterable[str]]]
+) -> dict[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Rows grouped by the columns they write (the first column stays first)."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row, names in rows:
+        first, *rest = names
+        columns = (first, *sorted(rest))
+        groups.setdefault(columns, []).append(tuple(row[c] for c in columns))
+    return groups
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+            " ON CONFLICT DO NOTHING")
+
+
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    key, *rest = columns
+    assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(rest, start=2))
+    return f"UPDATE {table} SET {assignments} WHERE {key} = $1"

@@ -1,0 +1,61 @@
+"""RowChanges: per-event statement meanings, merged per row, written with few statements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.batch import RowChanges
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        self.calls.append((sql, args))
+        return ""
+
+    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        self.calls.append((sql, rows))
+
+
+async def _written(changes: RowChanges) -> list[tuple[str, Any]]:
+    conn = Recorder()
+    await changes.write(conn)  # type: ignore[arg-type]
+    return conn.calls
+
+
+async def test_a_row_inserted_then_updated_is_one_insert_with_its_final_values() -> None:
+    changes = RowChanges("t", "id", {})
+    changes.insert(1, {"status": "held", "v": 1})
+    changes.update(1, {"status": "confirmed", "v": 2})
+    changes.update(1, {"status": "active", "v": 3, "note": "x"})
+    changes.insert(1, {"status": "held", "v": 9})  # ON CONFLICT DO NOTHING
+    assert await _written(changes) == [
+        ("INSERT INTO t (id, note, status, v) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+         [(1, "x", "active", 3)])]
+
+
+async def test_an_existing_row_gets_one_update_of_the_columns_that_changed() -> None:
+    changes = RowChanges("t", "id", {1: {"id": 1, "n": 5}})
+    changes.update(1, {"n": changes.get(1)["n"] + 1})  # type: ignore[index]
+    changes.update(1, {"n": changes.get(1)["n"] + 1, "s": "a"})  # type: ignore[index]
+    changes.update(2, {"n": 1})  # no such row: nothing
+    assert await _written(changes) == [("UPDATE t SET n = $2, s = $3 WHERE id = $1",
+                                        [(1, 7, "a")])]
+
+
+async def test_deletes_come_first_and_a_deleted_row_can_be_inserted_again() -> None:
+    changes = RowChanges("t", "id", {1: {"id": 1}, 2: {"id": 2}})
+    changes.delete(1)
+    changes.insert(1, {"v": "new"})
+    changes.delete(2)
+    changes.insert(3, {"v": "gone"})
+    changes.delete(3)  # inserted and deleted in the batch: never written
+    changes.delete(4)  # absent: nothing
+    calls = await _written(changes)
+    assert calls[0][0] == "DELETE FROM t WHERE id = ANY($1)"
+    assert sorted(calls[0][1][0]) == [1, 2]
+    assert calls[1:] == [("INSERT INTO t (id, v) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                          [(1, "new")])]
+    assert changes.get(1) == {"id": 1, "v": "new"} and changes.get(3) is None
