@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from uuid import uuid4
 
 import asyncpg
@@ -155,19 +156,35 @@ async def test_rebuild_gives_exactly_the_live_read_model(db: Database, store: Ev
     assert status.position == await store.head()
 
 
+async def tally_and_ledger(db: Database) -> tuple[Tally, Tally]:
+    tally, ledger = Tally(), Tally(name="ledger")
+    for projector in (tally, ledger):
+        await create_tables(db, projector.name)
+    return tally, ledger
+
+
+@contextlib.asynccontextmanager
+async def running(
+    db: Database, projectors: list[Tally], batch_size: int
+) -> AsyncIterator[ProjectionRunner]:
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, projectors, notifier, batch_size=batch_size,
+                              poll_interval_s=0.05, retry_s=0.05)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+        await notifier.stop()
+
+
 async def test_one_runner_applies_several_projections_each_exactly_once(
     db: Database, store: EventStore
 ) -> None:
     """Led together (one read, one transaction per batch); one of them reset while
     running catches up on its own without holding the other back."""
-    tally, ledger = Tally(), Tally(name="ledger")
-    for projector in (tally, ledger):
-        await create_tables(db, projector.name)
-    notifier = Notifier(db, [EVENTS_CHANNEL])
-    runner = ProjectionRunner(db, [tally, ledger], notifier, batch_size=7,
-                              poll_interval_s=0.05, retry_s=0.05)
-    runner.start()
-    try:
+    tally, ledger = await tally_and_ledger(db)
+    async with running(db, [tally, ledger], batch_size=7):
         await deposit_history(store, accounts=4, rounds=12)
         await wait_caught_up(db, "tally")
         await wait_caught_up(db, "ledger")
@@ -176,32 +193,20 @@ async def test_one_runner_applies_several_projections_each_exactly_once(
         await deposit_history(store, accounts=3, rounds=9)
         await wait_caught_up(db, "tally")
         await wait_caught_up(db, "ledger")
-    finally:
-        await runner.stop()
-        await notifier.stop()
     assert await read_model(db, "ledger") == await read_model(db, "tally") != {}
     assert await applied_twice(db, "tally") == 0
     assert await applied_twice(db, "ledger") == 0
 
 
 async def test_a_failing_projection_holds_no_other_back(db: Database, store: EventStore) -> None:
-    tally, broken = Tally(), Tally(name="ledger")
+    tally, broken = await tally_and_ledger(db)
     broken.broken = True
-    for projector in (tally, broken):
-        await create_tables(db, projector.name)
-    notifier = Notifier(db, [EVENTS_CHANNEL])
-    runner = ProjectionRunner(db, [tally, broken], notifier, batch_size=5,
-                              poll_interval_s=0.05, retry_s=0.05)
-    runner.start()
-    try:
+    async with running(db, [tally, broken], batch_size=5):
         await deposit_history(store, accounts=3, rounds=9)
         await wait_caught_up(db, "tally")
         (status,) = await projection_status(db, [broken])
         assert status.lag > 0 and await read_model(db, "ledger") == {}
         broken.broken = False  # fixed: it catches up and rejoins
         await wait_caught_up(db, "ledger")
-    finally:
-        await runner.stop()
-        await notifier.stop()
     assert await read_model(db, "ledger") == await read_model(db, "tally") != {}
     assert await applied_twice(db, "ledger") == 0
