@@ -63,7 +63,7 @@ async def hold_booking(
     metadata: dict[str, Any], tier: ServiceLevel = ServiceLevel.STANDARD,
 ) -> tuple[Booking, AppendResult]:
     async def attempt() -> tuple[Booking, AppendResult]:
-        item = await load_item(repo, cmd.item_id)
+        item = await load_item(repo, cmd.item_id, exclusive=True)
         catalogue, version = await current_policy(repo)
         now = clock()
         booking = Booking.hold(

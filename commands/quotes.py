@@ -57,10 +57,13 @@ def price(item: Item, start: datetime, end: datetime, level: ServiceLevel,
     )
 
 
-async def load_item(repo: Repository, item_id: UUID, field: str = "body.item_id") -> Item:
-    """The item named in a body; an unknown id is a field error (422), not a 404."""
+async def load_item(
+    repo: Repository, item_id: UUID, field: str = "body.item_id", *, exclusive: bool = False
+) -> Item:
+    """The item named in a body; an unknown id is a field error (422), not a 404.
+    ``exclusive``: for a command that changes and saves it (see Repository.get)."""
     try:
-        return await repo.get(item_id, cls=Item)
+        return await repo.get(item_id, cls=Item, exclusive=exclusive)
     except AggregateNotFound:
         raise Problem(422, "No such item.", title="Invalid request", errors=[
             {"field": field, "message": "unknown item", "type": "unknown_item"}]) from None

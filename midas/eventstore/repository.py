@@ -138,12 +138,14 @@ class Repository:
     """Aggregates in, aggregates out.
 
     Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
-    up to ``cache_size`` aggregates is kept in memory as pickled copies (immutable
-    bytes), each with the store's cache stamp when it was known current. While no other
-    writer has appended to its stream since, a load uses it without a query; otherwise
-    it reads the events after it, usually none. The log stays the truth: every
-    save is checked against it by expected version, and a save that loses evicts what
-    it was based on, so the retry reads the log.
+    up to ``cache_size`` aggregates is kept in memory: the ``live_size`` most recently
+    saved as the objects themselves (handed over to a command that asks for one
+    exclusively), the others as pickled copies (immutable bytes); each with the store's
+    cache stamp when it was known current. While no other writer has appended to its
+    stream since, a load uses it without a query; otherwise it reads the events after
+    it, usually none. The log stays the truth: every save is checked against it by
+    expected version, and a save that loses evicts what it was based on, so the retry
+    reads the log.
     """
 
     def __init__(
@@ -153,6 +155,7 @@ class Repository:
         *,
         snapshot_every: int = 50,
         cache_size: int = 10_000,
+        live_size: int = 1_000,
         field_codec: FieldCodec | None = None,
     ) -> None:
         self.store = store
@@ -162,15 +165,26 @@ class Repository:
         self._transcoder = _snapshot_transcoder()
         self._cache: OrderedDict[UUID, _Cached] = OrderedDict()
         self._cache_size = cache_size
+        # Saved aggregates as they are, until a command takes one (get(exclusive=True)) or
+        # they cool down (then pickled into _cache): a busy item is never copied.
+        self._live: OrderedDict[UUID, tuple[Aggregate, CacheStamp | None]] = OrderedDict()
+        self._live_size = min(live_size, cache_size)
 
-    async def get(self, aggregate_id: UUID, *, cls: type[A] | None = None) -> A:
+    async def get(
+        self, aggregate_id: UUID, *, cls: type[A] | None = None, exclusive: bool = False
+    ) -> A:
+        """The aggregate, current. ``exclusive``: the caller is a command that will change
+        and save it, so the object last saved may be handed over instead of a copy (it
+        returns to the cache with the save; a command that fails drops it)."""
         stamp = self.store.cache_stamp()
-        cached = self._cache.get(aggregate_id)
-        if cached is not None:
-            aggregate: Any = pickle.loads(cached.state) if cached.state is not None else None
-        else:
-            stored = await self.store.load_snapshot(aggregate_id)
-            aggregate = self._restore(stored) if stored is not None else None
+        aggregate, cached, handed_over = self._take_live(aggregate_id, exclusive)
+        if aggregate is None and cached is None:
+            cached = self._cache.get(aggregate_id)
+            if cached is not None:
+                aggregate = pickle.loads(cached.state) if cached.state is not None else None
+            else:
+                stored = await self.store.load_snapshot(aggregate_id)
+                aggregate = self._restore(stored) if stored is not None else None
         if cached is not None and self.store.unchanged_since(aggregate_id, cached.stamp):
             events: list[RecordedEvent] = []  # nobody else has appended since
         else:
@@ -184,13 +198,34 @@ class Repository:
         if aggregate is None:
             self._put(aggregate_id, _Cached(0, None, stamp))  # known absent
             raise AggregateNotFound(aggregate_id)
-        if events or cached is None:
+        if handed_over:
+            pass  # it comes back with the caller's save
+        elif events or cached is None:
             self._remember(aggregate, stamp)
         elif cached.stamp != stamp:
             self._put(aggregate_id, cached._replace(stamp=stamp))
         if cls is not None and not isinstance(aggregate, cls):
             raise AggregateNotFound(aggregate_id)
         return aggregate
+
+    def _take_live(
+        self, aggregate_id: UUID, exclusive: bool
+    ) -> tuple[Any, _Cached | None, bool]:
+        """(aggregate, its cache entry, handed over) from the live tier, if it is there."""
+        live = self._live.pop(aggregate_id, None)
+        if live is None:
+            return None, None, False
+        aggregate, known = live
+        if aggregate.pending_events:  # changed after its save and never saved: stale
+            return None, None, False
+        entry = _Cached(aggregate.version, None, known)
+        if exclusive:
+            return aggregate, entry, True
+        self._remember(aggregate, known)  # others may hold it no more: a copy from now on
+        cached = self._cache.get(aggregate_id)
+        if cached is None or cached.state is None:
+            return None, None, False
+        return pickle.loads(cached.state), cached, False
 
     async def save(
         self,
@@ -223,9 +258,10 @@ class Repository:
         except ConcurrencyConflict:
             for stream in streams:  # what the losing decision was based on is stale
                 self._cache.pop(stream.stream_id, None)
+                self._live.pop(stream.stream_id, None)
             raise
         for stream, aggregate in zip(streams, saved, strict=True):
-            self._remember(aggregate, stamp)
+            self._keep_live(aggregate, stamp)
             personal = self.field_codec is not None and self.field_codec.personal(aggregate)
             if not personal and self._crosses_snapshot(stream):
                 captured = self._capture(aggregate)
@@ -248,6 +284,18 @@ class Repository:
             return None
         return StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
                               snapshot.timestamp)
+
+    def _keep_live(self, aggregate: Aggregate, stamp: CacheStamp | None) -> None:
+        if self._live_size <= 0:
+            self._remember(aggregate, stamp)
+            return
+        self._cache.pop(aggregate.id, None)  # an older version
+        self._live[aggregate.id] = (aggregate, stamp)
+        self._live.move_to_end(aggregate.id)
+        while len(self._live) > self._live_size:
+            _, (cooled, known) = self._live.popitem(last=False)
+            if not cooled.pending_events:
+                self._remember(cooled, known)
 
     def _remember(self, aggregate: Aggregate, stamp: CacheStamp | None) -> None:
         current = self._cache.get(aggregate.id)

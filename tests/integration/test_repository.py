@@ -231,3 +231,46 @@ async def test_a_commit_announces_its_streams_or_a_star_when_too_many(
         assert await asyncio.wait_for(heard.get(), 5) == f"{result.last_position} *"
     finally:
         await conn.close()
+
+
+async def test_a_command_is_handed_the_saved_object_and_everyone_else_a_copy(
+    store: EventStore
+) -> None:
+    await store.notifier.connected.wait()
+    repo = repository(store)
+    counter = Counter("live")
+    await repo.save(counter)
+    taken = await repo.get(counter.id, cls=Counter, exclusive=True)
+    assert taken is counter  # no copy for the command that changes it
+    meanwhile = await repo.get(counter.id, cls=Counter, exclusive=True)
+    assert meanwhile is not taken and meanwhile.version == taken.version
+    taken.increment(2)
+    await repo.save(taken)
+    copy = await repo.get(counter.id, cls=Counter)  # a reader: never the object itself
+    assert copy is not taken and (copy.count, copy.version) == (2, 2)
+    copy.increment(40)  # changed and never saved: nobody else sees it
+    assert (await repo.get(counter.id, cls=Counter)).count == 2
+
+
+async def test_an_object_changed_after_its_save_or_by_a_failed_command_is_not_reused(
+    store: EventStore
+) -> None:
+    repo = repository(store)
+    counter = Counter("careless")
+    await repo.save(counter)
+    counter.increment(5)  # after the save, never saved
+    assert (await repo.get(counter.id, cls=Counter, exclusive=True)).count == 0
+    taken = await repo.get(counter.id, cls=Counter, exclusive=True)
+    taken.increment(7)  # a command that then fails: no save
+    again = await repo.get(counter.id, cls=Counter, exclusive=True)
+    assert again is not taken and again.count == 0
+
+
+async def test_saved_objects_that_cool_down_are_kept_as_copies(store: EventStore) -> None:
+    repo = Repository(store, EventTypes([Counter]), live_size=1)
+    first, second = Counter("first"), Counter("second")
+    first.increment(1)
+    await repo.save(first)
+    await repo.save(second)  # pushes the first out of the live tier: pickled
+    loaded = await repo.get(first.id, cls=Counter, exclusive=True)
+    assert loaded is not first and (loaded.count, loaded.version) == (1, 2)
