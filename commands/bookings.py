@@ -92,7 +92,7 @@ async def confirm(
     repo: Repository, clock: Clock, booking_id: UUID, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        booking = await repo.get(booking_id, cls=Booking)
+        booking = await repo.get(booking_id, cls=Booking, exclusive=True)
         now = clock()
         if booking.status is BookingState.HELD and booking.hold_lapsed(now):
             # The timer has not run yet: record the expiry now, then refuse.
@@ -108,7 +108,7 @@ async def expire_hold(
     repo: Repository, booking_id: UUID, now: datetime, metadata: dict[str, Any]
 ) -> AppendResult | None:
     async def attempt() -> AppendResult | None:
-        booking = await repo.get(booking_id, cls=Booking)
+        booking = await repo.get(booking_id, cls=Booking, exclusive=True)
         return await _expire(repo, booking, now, metadata)
 
     return await retry_on_conflict(attempt)
@@ -119,7 +119,7 @@ async def _expire(
 ) -> AppendResult | None:
     if not booking.expire(now):
         return None
-    item = await repo.get(UUID(booking.item_id), cls=Item)
+    item = await repo.get(UUID(booking.item_id), cls=Item, exclusive=True)
     item.release(booking.id, "expired", now)
     return await repo.save(item, booking, metadata=metadata)
 
@@ -128,7 +128,7 @@ async def check_out(
     repo: Repository, booking_id: UUID, now: datetime, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        booking = await repo.get(booking_id, cls=Booking)
+        booking = await repo.get(booking_id, cls=Booking, exclusive=True)
         booking.check_out(now)
         return await repo.save(booking, metadata=metadata)
 
@@ -139,9 +139,9 @@ async def check_in(
     repo: Repository, booking_id: UUID, now: datetime, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        booking = await repo.get(booking_id, cls=Booking)
+        booking = await repo.get(booking_id, cls=Booking, exclusive=True)
         booking.check_in(now)
-        item = await repo.get(UUID(booking.item_id), cls=Item)
+        item = await repo.get(UUID(booking.item_id), cls=Item, exclusive=True)
         item.release(booking.id, "completed", now, rental_minutes=booking.rental_minutes())
         return await repo.save(item, booking, metadata=metadata)
 
@@ -158,7 +158,7 @@ async def cancel(
         booking = await _owned(repo, booking_id, customer_id)
         catalogue, _ = await current_policy(repo)
         booking.cancel(now, catalogue, reason)
-        item = await repo.get(UUID(booking.item_id), cls=Item)
+        item = await repo.get(UUID(booking.item_id), cls=Item, exclusive=True)
         item.release(booking.id, "cancelled", now)
         return booking, await repo.save(item, booking, metadata=metadata)
 
@@ -169,7 +169,7 @@ async def assign_concierge(
     repo: Repository, booking_id: UUID, concierge_id: UUID, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        booking = await repo.get(booking_id, cls=Booking)
+        booking = await repo.get(booking_id, cls=Booking, exclusive=True)
         booking.assign_concierge(concierge_id)
         return await repo.save(booking, metadata=metadata)
 
@@ -177,7 +177,7 @@ async def assign_concierge(
 
 
 async def _owned(repo: Repository, booking_id: UUID, customer_id: UUID | None) -> Booking:
-    booking = await repo.get(booking_id, cls=Booking)
+    booking = await repo.get(booking_id, cls=Booking, exclusive=True)
     if customer_id is not None and booking.customer_id != str(customer_id):
         raise web.HTTPNotFound()
     return booking
