@@ -61,7 +61,7 @@ from midas.scheduler import Scheduler
 from midas.security.access import ACCESS_CHANNEL, AccessCache
 from midas.security.google import GoogleVerifier
 from midas.security.passwords import warm_up
-from midas.security.pii import PiiCodec
+from midas.security.pii import PiiCodec, configure_master_key
 from projections.loyalty import LoyaltyProcess
 
 VERSION = "0.1.0"
@@ -160,6 +160,7 @@ async def _event_store(app: web.Application) -> AsyncIterator[None]:
     store = EventStore(db, max_batch=settings.group_commit_max_batch, notifier=notifier)
     store.start()
     app[STORE] = store
+    configure_master_key(settings.pii_master_key)  # process-wide: projectors unwrap with it
     app[REPOSITORY] = Repository(
         store, EventTypes(AGGREGATES), snapshot_every=settings.snapshot_every,
         field_codec=PiiCodec(db),  # personal fields encrypted per subject (GDPR)

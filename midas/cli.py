@@ -306,6 +306,32 @@ async def _create_admin(email: str, name: str, role: str, password: str) -> str:
     return str(account_id)
 
 
+@main.group("pii")
+def pii_group() -> None:
+    """Personal data: the per-subject keys (docs/privacy.md)."""
+
+
+@pii_group.command("wrap-keys")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000,
+              show_default=True, help="Keys wrapped per transaction.")
+def pii_wrap_keys(batch_size: int) -> None:
+    """Wrap every still-unwrapped subject key with MIDAS_PII_MASTER_KEY (idempotent)."""
+    from midas.security.pii import PiiError, wrap_unwrapped_keys
+
+    if Settings().pii_master_key is None:
+        raise click.ClickException("set MIDAS_PII_MASTER_KEY to wrap the subject keys")
+
+    async def run() -> int:
+        async with _database() as db:
+            return await wrap_unwrapped_keys(db, batch_size=batch_size)
+
+    try:
+        wrapped = asyncio.run(run())
+    except PiiError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrapped {wrapped} subject key(s)")
+
+
 def _projectors() -> list[Projector]:
     from projections import all_projectors
 
@@ -314,8 +340,12 @@ def _projectors() -> list[Projector]:
 
 @asynccontextmanager
 async def _database() -> AsyncIterator[Database]:
-    """An open, migrated Database for one CLI command."""
+    """An open, migrated Database for one CLI command; the process's KEK set from settings
+    (projectors and the repository's codec unwrap subject keys with it)."""
+    from midas.security.pii import configure_master_key
+
     settings = resolve_database(Settings())
+    configure_master_key(settings.pii_master_key)
     await _wait_and_migrate(settings, wait_s=0)
     db = Database(settings.database_dsn() or "", settings.database_schema)
     await db.open()

@@ -24,7 +24,9 @@ class SmtpProvider(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MIDAS_", extra="ignore")
+    # hide_input_in_errors: a rejected secret must not be echoed in the error.
+    model_config = SettingsConfigDict(env_prefix="MIDAS_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "test", "production"] = "development"
 
@@ -124,6 +126,9 @@ class Settings(BaseSettings):
 
     # Audit (issue 8): HMAC-SHA256 key signing chain-head checkpoints; unset = no checkpoints.
     audit_signing_key: SecretStr | None = None
+    # Privacy (issue 8): key-encryption key wrapping the per-subject data keys, base64 of
+    # 32 random bytes (`openssl rand -base64 32`); unset = keys stored unwrapped.
+    pii_master_key: SecretStr | None = None
 
     # Notifications and alerts (issue 6). SMTP providers in order, e.g. MIDAS_SMTP_PROVIDERS=
     # '[{"name":"primary","host":"smtp.a","port":587,"tls":"starttls","username":"u",
@@ -168,6 +173,16 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("pii_master_key")
+    @classmethod
+    def _check_pii_master_key(cls, value: SecretStr | None) -> SecretStr | None:
+        from midas.security.pii import decode_master_key
+
+        if value is None or not value.get_secret_value():
+            return None
+        decode_master_key(value.get_secret_value())  # its error never repeats the value
         return value
 
     def check_secrets(self) -> None:

@@ -15,6 +15,12 @@ ever, while the events, their hashes and every non-personal field stay as they w
 
 Values that are not envelopes (events written before this scheme) pass through as they
 are: they cannot be shredded (see docs/privacy.md).
+
+Envelope encryption of the keys themselves: when the process has a key-encryption key
+(``MIDAS_PII_MASTER_KEY``, set once at start-up by ``configure_master_key``), every new
+subject key is stored *wrapped*: ``b"w1" || nonce || AES-256-GCM(KEK, key, ad=subject)``
+(62 bytes; an unwrapped key is exactly 32, so the two never look alike). ``load_keys``
+unwraps wrapped keys and returns unwrapped ones as they are (written before the KEK).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Aggregate
+from pydantic import SecretStr
 
 from midas.eventstore.database import Database
 from midas.eventstore.store import NewEvent, RecordedEvent, Statement
@@ -38,6 +45,10 @@ ERASED = "[erased]"
 PREFIX = "pii:v1:"
 KEYS_TABLE = "subject_keys"
 _NONCE = 12
+KEY_SIZE = 32
+WRAPPED = b"w1"  # version marker of a wrapped subject key
+WRAPPED_SIZE = len(WRAPPED) + _NONCE + KEY_SIZE + 16  # + the GCM tag
+MASTER_KEY_SETTING = "MIDAS_PII_MASTER_KEY"
 
 Paths = tuple[str, ...]
 
@@ -126,6 +137,74 @@ def _default_specs() -> dict[str, Paths]:
     return personal_paths(AGGREGATES)
 
 
+# -- the key-encryption key (process-wide) -----------------------------------------------
+
+
+class _Keyring:
+    """The process's KEK. One per process, like its settings: projectors and CLI commands
+    are built without settings, yet every ``load_keys`` must unwrap with it."""
+
+    master: bytes | None = None
+
+
+_keyring = _Keyring()
+
+
+def decode_master_key(text: str) -> bytes:
+    """The 32 bytes of a base64 or base64url KEK (padding optional). The error never
+    repeats the value."""
+    compact = "".join(text.split()).rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != KEY_SIZE:
+        raise ValueError(f"{MASTER_KEY_SETTING} must be {KEY_SIZE} random bytes in base64"
+                         " (e.g. `openssl rand -base64 32`)")
+    return raw
+
+
+def configure_master_key(secret: SecretStr | None) -> None:
+    """Set (or, with None, clear) the process's KEK: once at start-up, from settings."""
+    value = secret.get_secret_value() if secret is not None else ""
+    _keyring.master = decode_master_key(value) if value else None
+
+
+def has_master_key() -> bool:
+    return _keyring.master is not None
+
+
+def wrap_key(master: bytes, subject: UUID, key: bytes) -> bytes:
+    nonce = os.urandom(_NONCE)
+    return WRAPPED + nonce + AESGCM(master).encrypt(nonce, key, subject.bytes)
+
+
+def is_wrapped(stored: bytes) -> bool:
+    return len(stored) == WRAPPED_SIZE and stored.startswith(WRAPPED)
+
+
+def unwrap_key(master: bytes | None, subject: UUID, stored: bytes) -> bytes:
+    """The subject's clear key from its stored form (wrapped or, before the KEK, not)."""
+    if len(stored) == KEY_SIZE:
+        return stored
+    if not is_wrapped(stored):
+        raise PiiError(f"the key of {subject} has an unknown format")
+    if master is None:
+        raise PiiError(f"the key of {subject} is wrapped: set {MASTER_KEY_SETTING}")
+    body = stored[len(WRAPPED):]
+    try:
+        return AESGCM(master).decrypt(body[:_NONCE], body[_NONCE:], subject.bytes)
+    except InvalidTag as exc:
+        raise PiiError(f"the key of {subject} does not unwrap with this"
+                       f" {MASTER_KEY_SETTING}") from exc
+
+
+def stored_key(subject: UUID, key: bytes) -> bytes:
+    """How a new key is stored: wrapped when the process has a KEK."""
+    master = _keyring.master
+    return key if master is None else wrap_key(master, subject, key)
+
+
 # -- keys --------------------------------------------------------------------------------
 
 _MISSING: Any = object()
@@ -134,21 +213,59 @@ _MISSING: Any = object()
 async def load_keys(
     conn: asyncpg.Connection, subjects: Iterable[UUID]
 ) -> dict[UUID, bytes | None]:
-    """Subject -> key; None for an erased subject; absent for a subject without a row."""
+    """Subject -> clear key; None for an erased subject; absent for a subject without a
+    row. Raises PiiError for a wrapped key the process's KEK cannot unwrap."""
     ids = list(set(subjects))
     if not ids:
         return {}
     rows = await conn.fetch(
         f"SELECT account_id, key FROM {KEYS_TABLE} WHERE account_id = ANY($1::uuid[])", ids
     )
-    return {r["account_id"]: (bytes(r["key"]) if r["key"] is not None else None) for r in rows}
+    master = _keyring.master
+    return {r["account_id"]: (unwrap_key(master, r["account_id"], bytes(r["key"]))
+                              if r["key"] is not None else None) for r in rows}
 
 
 def insert_key(subject: UUID, key: bytes) -> Statement:
     """The new subject's key, in the append of its first personal event."""
     return Statement(
-        f"INSERT INTO {KEYS_TABLE} (account_id, key) VALUES ($1, $2)", (subject, key)
+        f"INSERT INTO {KEYS_TABLE} (account_id, key) VALUES ($1, $2)",
+        (subject, stored_key(subject, key)),
     )
+
+
+async def wrap_unwrapped_keys(db: Database, *, batch_size: int = 1000) -> int:
+    """Wrap every key stored before the KEK, in transactions of ``batch_size`` keys;
+    how many were wrapped (0 on a second run). Refuses without a KEK, or when keys
+    already wrapped do not unwrap with this one (the table would mix two KEKs)."""
+    master = _keyring.master
+    if master is None:
+        raise PiiError(f"set {MASTER_KEY_SETTING} to wrap the subject keys")
+    wrapped = 0
+    async with db.acquire() as conn:
+        await _check_master_key(conn, master)
+        while batch := await _wrap_batch(conn, master, batch_size):
+            wrapped += batch
+    return wrapped
+
+
+async def _check_master_key(conn: asyncpg.Connection, master: bytes) -> None:
+    row = await conn.fetchrow(f"SELECT account_id, key FROM {KEYS_TABLE}"
+                              f" WHERE length(key) <> {KEY_SIZE} LIMIT 1")
+    if row is not None:
+        unwrap_key(master, row["account_id"], bytes(row["key"]))
+
+
+async def _wrap_batch(conn: asyncpg.Connection, master: bytes, size: int) -> int:
+    async with conn.transaction():
+        rows = await conn.fetch(
+            f"SELECT account_id, key FROM {KEYS_TABLE} WHERE length(key) = {KEY_SIZE}"
+            " ORDER BY account_id LIMIT $1 FOR UPDATE", size)
+        await conn.executemany(
+            f"UPDATE {KEYS_TABLE} SET key = $2 WHERE account_id = $1",
+            [(r["account_id"], wrap_key(master, r["account_id"], bytes(r["key"])))
+             for r in rows])
+    return len(rows)
 
 
 def shred_key(subject: UUID) -> Statement:
