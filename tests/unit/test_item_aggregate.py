@@ -165,3 +165,17 @@ def test_external_blocks_occupy_exactly_their_window() -> None:
     item.unblock(block)
     with pytest.raises(NotFound):
         item.unblock(block)
+
+
+def test_an_occupation_stored_with_another_offset_still_conflicts_across_midnight() -> None:
+    """Occupations are looked up by date first: one stored with a local offset (as an older
+    writer might have) lies on another calendar date than in UTC."""
+    item = given_car()
+    item.occupations.append({"id": "old", "kind": "maintenance",
+                             "start": "2026-06-09T23:30:00-05:00",   # 04:30 UTC on the 10th
+                             "end": "2026-06-10T01:00:00-05:00"})    # 06:00 UTC
+    with pytest.raises(Unavailable):
+        item.reserve(uuid4(), datetime(2026, 6, 10, 5, 0, tzinfo=UTC),
+                     datetime(2026, 6, 10, 5, 30, tzinfo=UTC), NOW)
+    item.reserve(uuid4(), datetime(2026, 6, 10, 6, 0, tzinfo=UTC),
+                 datetime(2026, 6, 10, 7, 0, tzinfo=UTC), NOW)  # touching: free
