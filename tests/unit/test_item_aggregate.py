@@ -172,10 +172,10 @@ def test_an_occupation_stored_with_another_offset_still_conflicts_across_midnigh
     writer might have) lies on another calendar date than in UTC."""
     item = given_car()
     item.occupations.append({"id": "old", "kind": "maintenance",
-                             "start": "2026-06-09T23:30:00-05:00",   # 04:30 UTC on the 10th
-                             "end": "2026-06-10T01:00:00-05:00"})    # 06:00 UTC
+                             "start": "2026-06-09T20:00:00-05:00",   # 01:00 UTC on the 10th
+                             "end": "2026-06-09T23:00:00-05:00"})    # 04:00 UTC on the 10th
     with pytest.raises(Unavailable):
-        item.reserve(uuid4(), datetime(2026, 6, 10, 5, 0, tzinfo=UTC),
-                     datetime(2026, 6, 10, 5, 30, tzinfo=UTC), NOW)
-    item.reserve(uuid4(), datetime(2026, 6, 10, 6, 0, tzinfo=UTC),
-                 datetime(2026, 6, 10, 7, 0, tzinfo=UTC), NOW)  # touching: free
+        item.reserve(uuid4(), datetime(2026, 6, 10, 3, 0, tzinfo=UTC),
+                     datetime(2026, 6, 10, 3, 30, tzinfo=UTC), NOW)
+    item.reserve(uuid4(), datetime(2026, 6, 10, 4, 0, tzinfo=UTC),
+                 datetime(2026, 6, 10, 4, 30, tzinfo=UTC), NOW)  # touching: free
