@@ -163,7 +163,7 @@ async def _event_store(app: web.Application) -> AsyncIterator[None]:
     configure_master_key(settings.pii_master_key)  # process-wide: projectors unwrap with it
     app[REPOSITORY] = Repository(
         store, EventTypes(AGGREGATES), snapshot_every=settings.snapshot_every,
-        field_codec=PiiCodec(db),  # personal fields encrypted per subject (GDPR)
+        field_codec=PiiCodec(db, store=store),  # personal fields encrypted per subject (GDPR)
     )
     app[GATE] = ConsistencyGate(db, notifier, settings.consistency_timeout_s)
     yield

@@ -294,7 +294,7 @@ async def _create_admin(email: str, name: str, role: str, password: str) -> str:
         store.start()
         try:
             account_id, _ = await create_account(
-                Repository(store, EventTypes(AGGREGATES), field_codec=PiiCodec(db)),
+                Repository(store, EventTypes(AGGREGATES), field_codec=PiiCodec(db, store=store)),
                 email=email, name=name,
                 password=password, rounds=settings.bcrypt_rounds, role=role,
                 metadata={"actor": "cli", "actor_role": "system"},

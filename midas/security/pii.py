@@ -39,7 +39,13 @@ from eventsourcing.domain import Aggregate
 from pydantic import SecretStr
 
 from midas.eventstore.database import Database
-from midas.eventstore.store import NewEvent, RecordedEvent, Statement
+from midas.eventstore.store import (
+    CacheStamp,
+    EventStorePort,
+    NewEvent,
+    RecordedEvent,
+    Statement,
+)
 
 ERASED = "[erased]"
 PREFIX = "pii:v1:"
@@ -308,16 +314,20 @@ class PiiCodec:
 
     Keys read from the database are cached (LRU, ``cache_size``). A key generated for a
     new subject is never cached: it exists only if its append commits, and the next
-    use reads it back. ``forget`` drops a subject from the cache (erasure).
+    use reads it back. ``forget`` drops a subject from the cache (erasure here); with
+    ``store``, a key is also read again once another process has appended to its
+    subject's stream (an erasure there), as announced to the store.
     """
 
     def __init__(
-        self, db: Database, specs: Mapping[str, Paths] | None = None, *, cache_size: int = 10_000
+        self, db: Database, specs: Mapping[str, Paths] | None = None, *,
+        cache_size: int = 10_000, store: EventStorePort | None = None,
     ) -> None:
         self.db = db
         self.specs = dict(specs) if specs is not None else _default_specs()
-        self._cache: OrderedDict[UUID, bytes | None] = OrderedDict()
+        self._cache: OrderedDict[UUID, tuple[bytes | None, CacheStamp | None]] = OrderedDict()
         self._cache_size = cache_size
+        self._store = store
 
     def personal(self, aggregate: Aggregate) -> bool:
         prefix = f"{type(aggregate).__name__}."
@@ -328,20 +338,24 @@ class PiiCodec:
 
     async def _key(self, subject: UUID) -> bytes | None:
         """The subject's key, None if erased, _MISSING if it has none yet."""
-        cached = self._cache.get(subject, _MISSING)
-        if cached is not _MISSING:
+        cached = self._cache.get(subject)
+        if cached is not None and self._current(subject, cached[1]):
             self._cache.move_to_end(subject)
-            return cached
+            return cached[0]
+        stamp = self._store.cache_stamp() if self._store is not None else None
         async with self.db.acquire() as conn:
             keys = await load_keys(conn, [subject])
         if subject not in keys:
             return _MISSING
         key = keys[subject]
         if self._cache_size > 0:
-            self._cache[subject] = key
+            self._cache[subject] = (key, stamp)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return key
+
+    def _current(self, subject: UUID, stamp: CacheStamp | None) -> bool:
+        return self._store is None or self._store.unchanged_since(subject, stamp)
 
     async def seal(
         self, aggregate: Aggregate, events: Sequence[NewEvent]

@@ -167,3 +167,29 @@ async def test_legacy_clear_events_still_load(db: Database, store: EventStore) -
     ada = await _customer(plain, "ada@example.com", "Ada Lovelace", "+44 1111 2222")
     account = await _repo(store, db).get(ada, cls=Account)
     assert account.email == "ada@example.com"
+
+
+async def test_another_process_stops_using_an_erased_subjects_key(
+    db: Database, store: EventStore
+) -> None:
+    """Its key cache hears of the erasure through the store's commit announcements."""
+    import asyncio
+
+    await store.notifier.connected.wait()
+    codec = pii.PiiCodec(db, store=store)
+    mine = Repository(store, EventTypes(AGGREGATES), field_codec=codec)
+    account_id = await _customer(mine, "leaving@example.com", "Leaving", "+15550100")
+    assert await codec._key(account_id) is not None  # cached here
+    other_process = EventStore(db)
+    other_process.start()
+    try:
+        await erase_account(_repo(other_process, db), account_id, MD)
+    finally:
+        await other_process.close()
+    for _ in range(200):
+        if await codec._key(account_id) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert await codec._key(account_id) is None
+    fresh = Repository(store, EventTypes(AGGREGATES), field_codec=codec)
+    assert (await fresh.get(account_id, cls=Account)).email == ERASED
