@@ -146,10 +146,14 @@ async def run(args: argparse.Namespace) -> str:
     env = {**os.environ, "MIDAS_DATABASE_URL": args.dsn, "MIDAS_DATABASE_SCHEMA": schema,
            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_LEVEL": "WARNING",
            "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4"}
+    web_env = {**env, "MIDAS_PROJECTIONS_ENABLED": "false"} if args.worker else env
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
         [sys.executable, "-m", "midas.cli", "serve", "--port", str(port),
-         "--workers", str(args.workers)], env=env,
+         "--workers", str(args.workers)], env=web_env,
         stdout=subprocess.DEVNULL)
+    worker = subprocess.Popen(  # noqa: ASYNC220 (the read models beside the service)
+        [sys.executable, "-m", "midas.cli", "worker"], env=env,
+        stdout=subprocess.DEVNULL) if args.worker else None
     settings = Settings(environment="test")
     accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
     admin, customer = (
@@ -168,8 +172,10 @@ async def run(args: argparse.Namespace) -> str:
             await asyncio.sleep(1.0)  # let projections catch up
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
         conn = await asyncpg.connect(args.dsn)
         try:
             version = await conn.fetchval("SHOW server_version")
@@ -181,9 +187,11 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"- Machine: {os.cpu_count()} cores, {platform.machine()}; PostgreSQL {version};"
         f" Python {platform.python_version()}",
-        f"- Service: `midas serve --workers {args.workers}`; load from a separate process"
-        " over HTTP",
-        f"- Command: `python -m bench.booking` ({args.seconds:g} s per measurement)",
+        f"- Service: `midas serve --workers {args.workers}`"
+        + (" with projections off, plus `midas worker`" if args.worker else "")
+        + "; load from a separate process over HTTP",
+        f"- Command: `python -m bench.booking{' --worker' if args.worker else ''}`"
+        f" ({args.seconds:g} s per measurement)",
         "",
         "| measurement | result |",
         "|---|---|",
@@ -208,6 +216,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=1, help="service processes")
+    parser.add_argument("--worker", action="store_true",
+                        help="build the read models in a `midas worker` process instead")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     report = asyncio.run(run(args))

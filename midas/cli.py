@@ -81,6 +81,36 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     _serve_many(settings, workers)
 
 
+@main.command()
+def worker() -> None:
+    """Run the background work without serving HTTP: the projections, the process
+    managers, the scheduler, email delivery, calendar polling and housekeeping.
+
+    Pair it with `serve` processes started with MIDAS_PROJECTIONS_ENABLED=false: the
+    read models are then built beside the request handling instead of in between.
+    """
+    settings = Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    settings = resolve_database(settings.model_copy(update={"projections_enabled": True}))
+    asyncio.run(_wait_and_migrate(settings, wait_s=60))
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    from midas.app import create_app
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before start-up: a stop then waits
+        loop.add_signal_handler(signum, stopping.set)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()  # starts every cleanup_ctx: the background work; no listener
+    await _settle_heap(runner.app)
+    log.info("worker started")
+    await stopping.wait()
+    await runner.cleanup()
+
+
 def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
     from midas.app import create_app
 

@@ -94,3 +94,47 @@ def test_serve_with_two_workers_on_one_port_and_a_clean_shutdown(env: dict[str, 
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
     assert code == 0
+
+
+@pytest.mark.slow
+def test_a_worker_builds_the_read_models_of_a_service_without_projections(
+    env: dict[str, str], pg_dsn: str, schema: str
+) -> None:
+    """`serve` with MIDAS_PROJECTIONS_ENABLED=false takes commands; `worker` projects."""
+    port = free_port()
+    web_env = {**os.environ, **env, "MIDAS_PROJECTIONS_ENABLED": "false"}
+    service = subprocess.Popen(
+        [sys.executable, "-m", "midas.cli", "serve", "--port", str(port)],
+        env=web_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert get(f"http://127.0.0.1:{port}/health") == 200
+                break
+            except OSError:
+                assert service.poll() is None, service.stdout.read().decode()
+                assert time.monotonic() < deadline, "service did not start"
+                time.sleep(0.2)
+        created = CliRunner().invoke(main, ["users", "create-admin", "ops@example.com"],
+                                     env=env, input="A long passphrase 1!\n")
+        assert created.exit_code == 0, created.output
+        head = query(pg_dsn, schema, "SELECT max(position) FROM events")
+        assert head and query(pg_dsn, schema,
+                              "SELECT coalesce(max(position), 0) FROM projection_checkpoints"
+                              " WHERE name = 'accounts'") == 0
+        worker = subprocess.Popen(  # the same environment: it projects all the same
+            [sys.executable, "-m", "midas.cli", "worker"], env=web_env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        while query(pg_dsn, schema, "SELECT coalesce(max(position), 0) FROM"
+                                    " projection_checkpoints WHERE name = 'accounts'") < head:
+            assert worker.poll() is None, worker.stdout.read().decode()
+            assert time.monotonic() < deadline + 30, "the worker did not project"
+            time.sleep(0.2)
+        assert query(pg_dsn, schema, "SELECT count(*) FROM acc_accounts") == 1
+    finally:
+        for process in (service, worker):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(timeout=30) == 0
