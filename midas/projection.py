@@ -28,6 +28,10 @@ CHECKPOINTS_CHANNEL = "checkpoints"
 
 
 class Projector(Protocol):
+    """Events reach ``apply`` without their metadata (``{}``) unless the projector has
+    ``wants_metadata = True`` (process managers: their commands carry the causing event's
+    correlation id)."""
+
     name: str
     handles: frozenset[str]  # event types; the rest of the log is skipped
     tables: tuple[str, ...]  # read-model tables it owns, emptied on rebuild
@@ -108,7 +112,8 @@ async def apply_batch(
             return False
         start = min(at.get(p.name, 0) for p in lagging)
         types = sorted(frozenset().union(*(p.handles for p in lagging)))
-        events = [e for e in await read_all(conn, start, batch_size, types)
+        bare = not any(getattr(p, "wants_metadata", False) for p in lagging)
+        events = [e for e in await read_all(conn, start, batch_size, types, bare=bare)
                   if e.position <= head]
         end = head if len(events) < batch_size else events[-1].position
         writes = DeferredWrites(conn)

@@ -55,6 +55,7 @@ def tier_for(net_spend: int, thresholds: Mapping[str, int]) -> str:
 
 class LoyaltyProcess:
     name = "loyalty"
+    wants_metadata = True  # its commands carry the causing event's correlation id
     tables = (BOOKINGS_TABLE, SPEND_TABLE)
     handles = frozenset({"Booking.Held", "Booking.CheckedIn", "Payment.Succeeded",
                          "Payment.Refunded"})

@@ -37,6 +37,7 @@ class CacheStamp(NamedTuple):
     epoch: int
     foreign_commits: int
 _COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at, hash"
+_BARE_COLUMNS = "position, stream_id, version, type, data, recorded_at"
 
 
 class ConcurrencyConflict(Exception):
@@ -518,19 +519,27 @@ def _plan(batch: list[_Pending], state: asyncpg.Record) -> _Plan:
 
 
 async def read_all(
-    conn: asyncpg.Connection, after: int, limit: int, types: Sequence[str] | None = None
+    conn: asyncpg.Connection, after: int, limit: int, types: Sequence[str] | None = None,
+    *, bare: bool = False,
 ) -> list[RecordedEvent]:
+    """Events after ``after`` in position order; ``bare``: without metadata and hash
+    (``{}`` and ``b""``), which read models never use: less to send and to decode."""
+    columns = _BARE_COLUMNS if bare else _COLUMNS
     if types is None:
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            f"SELECT {columns} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
             after, limit,
         )
     else:
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE position > $1 AND type = ANY($3::text[])"
+            f"SELECT {columns} FROM events WHERE position > $1 AND type = ANY($3::text[])"
             " ORDER BY position LIMIT $2",
             after, limit, list(types),
         )
+    if bare:
+        return [RecordedEvent(position, stream_id, version, type_, _loads(data), {},
+                              recorded_at, b"")
+                for position, stream_id, version, type_, data, recorded_at in rows]
     return [RecordedEvent.from_row(r) for r in rows]
 
 

@@ -22,6 +22,7 @@ Reaction = Callable[[RecordedEvent], Awaitable[object]]
 
 class PaymentsProcess:
     name = "payments_process"
+    wants_metadata = True  # its commands carry the causing event's correlation id
     tables: tuple[str, ...] = ()
 
     def __init__(self, reactions: Mapping[str, Reaction]) -> None:

@@ -59,6 +59,11 @@ async def test_paying_a_hold_returns_the_secret_only_to_the_customer(
     await deliver(client, intent_event("payment_intent.succeeded", body["payment_intent"],
                                        total, booking))
     await wait_until(lambda: _is(client, booking, "confirmed"))
+    async with client.server.app[DATABASE].acquire() as conn:  # one story, one correlation
+        succeeded, confirmed = [json.loads(m[0])["correlation_id"] for m in await conn.fetch(
+            "SELECT metadata FROM events WHERE type = ANY($1::text[]) ORDER BY position",
+            ["Payment.Succeeded", "Booking.Confirmed"])]
+    assert confirmed == succeeded
     view = await client.get(f"/api/v1/bookings/{booking}/payments", headers=owner)
     assert view.status in (200, 404)
     await wait_until(lambda: _view_ok(client, booking, owner))
