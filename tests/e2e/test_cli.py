@@ -68,6 +68,20 @@ def get(url: str) -> int:
         return response.status
 
 
+def wait_healthy(process: subprocess.Popen[bytes], port: int) -> float:
+    """Until the service answers /health (failing with its output if it exits); the
+    deadline it had, for what follows."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            assert get(f"http://127.0.0.1:{port}/health") == 200
+            return deadline
+        except OSError:
+            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "service did not start"
+            time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_serve_with_two_workers_on_one_port_and_a_clean_shutdown(env: dict[str, str]) -> None:
     port = free_port()
@@ -76,15 +90,7 @@ def test_serve_with_two_workers_on_one_port_and_a_clean_shutdown(env: dict[str, 
         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert get(f"http://127.0.0.1:{port}/health") == 200
-                break
-            except OSError:
-                assert process.poll() is None, process.stdout.read().decode()
-                assert time.monotonic() < deadline, "service did not start"
-                time.sleep(0.2)
+        wait_healthy(process, port)
         for _ in range(20):
             assert get(f"http://127.0.0.1:{port}/ready") == 200
         workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
@@ -108,15 +114,7 @@ def test_a_worker_builds_the_read_models_of_a_service_without_projections(
         env=web_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     worker = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert get(f"http://127.0.0.1:{port}/health") == 200
-                break
-            except OSError:
-                assert service.poll() is None, service.stdout.read().decode()
-                assert time.monotonic() < deadline, "service did not start"
-                time.sleep(0.2)
+        deadline = wait_healthy(service, port)
         created = CliRunner().invoke(main, ["users", "create-admin", "ops@example.com"],
                                      env=env, input="A long passphrase 1!\n")
         assert created.exit_code == 0, created.output
