@@ -15,11 +15,9 @@ from midas.scheduler import ManualClock
 from tests.support.fake_stripe import (
     JET,
     booking_status,
-    deliver,
     hold,
-    intent_event,
     make_item,
-    pay,
+    pay_and_confirm,
     payment_state,
     wait_until,
 )
@@ -40,14 +38,7 @@ async def _confirmed_charter(client: Any, auth: Any) -> tuple[str, dict[str, str
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, jet, START, END)
     assert booking["quote"]["security_deposit"] == DEPOSIT
-    intent = (await (await pay(client, customer, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent,
-                                       booking["quote"]["total_due"], booking["id"]))
-
-    async def confirmed() -> bool:
-        return await booking_status(client, booking["id"]) == "confirmed"
-
-    await wait_until(confirmed)
+    await pay_and_confirm(client, customer, booking)
     await wait_until(lambda: _task(client, f"deposit_authorise:{booking['id']}"))
     return booking["id"], customer
 

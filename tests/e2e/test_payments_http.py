@@ -20,6 +20,7 @@ from tests.support.fake_stripe import (
     intent_event,
     make_item,
     pay,
+    pay_and_confirm,
     payment_state,
     wait_until,
 )
@@ -197,10 +198,7 @@ async def test_cancelling_refunds_the_policy_amount_through_stripe_once(
     start = NOW + timedelta(days=10)
     booking = await hold(client, customer, car, start, start + timedelta(days=2))
     total = booking["quote"]["total_due"]
-    intent = (await (await pay(client, customer, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent, total,
-                                       booking["id"]))
-    await wait_until(lambda: _is(client, booking["id"], "confirmed"))
+    await pay_and_confirm(client, customer, booking)
     cancel = await client.post(f"/api/v1/bookings/{booking['id']}/cancel", headers=customer,
                                json={})
     assert cancel.status == 200, await cancel.text()
@@ -227,11 +225,7 @@ async def test_staff_partial_refunds(client: Any, auth: Any, fake_stripe: Any) -
     customer = auth("customer", uuid4())
     start = NOW + timedelta(days=10)
     booking = await hold(client, customer, car, start, start + timedelta(days=2))
-    total = booking["quote"]["total_due"]
-    intent = (await (await pay(client, customer, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent, total,
-                                       booking["id"]))
-    await wait_until(lambda: _is(client, booking["id"], "confirmed"))
+    await pay_and_confirm(client, customer, booking)
     path = f"/api/v1/bookings/{booking['id']}/refunds"
     assert (await client.post(path, headers=customer,
                               json={"amount": 100, "reason": "x"})).status == 403
@@ -252,11 +246,7 @@ async def test_a_refund_stripe_could_not_take_is_retried_with_the_same_key(
     customer = auth("customer", uuid4())
     start = NOW + timedelta(days=10)
     booking = await hold(client, customer, car, start, start + timedelta(days=2))
-    total = booking["quote"]["total_due"]
-    intent = (await (await pay(client, customer, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent, total,
-                                       booking["id"]))
-    await wait_until(lambda: _is(client, booking["id"], "confirmed"))
+    await pay_and_confirm(client, customer, booking)
     fake_stripe.fail["/v1/refunds"] = 1  # Stripe is down for the first attempt
     response = await client.post(f"/api/v1/bookings/{booking['id']}/refunds",
                                  headers=auth("admin"), json={"amount": 20_000, "reason": "x"})
@@ -297,10 +287,7 @@ async def test_replaying_the_process_manager_doubles_nothing(
     start = NOW + timedelta(hours=36)  # a car 24-48 h ahead: 50 % back
     booking = await hold(client, customer, car, start, start + timedelta(days=2))
     total = booking["quote"]["total_due"]
-    intent = (await (await pay(client, customer, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent, total,
-                                       booking["id"]))
-    await wait_until(lambda: _is(client, booking["id"], "confirmed"))
+    await pay_and_confirm(client, customer, booking)
     cancel = await client.post(f"/api/v1/bookings/{booking['id']}/cancel", headers=customer,
                                json={})
     half = (await cancel.json())["refund_amount"]

@@ -199,6 +199,19 @@ async def wait_until(check: Any, timeout: float = 8.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def pay_and_confirm(client: Any, headers: dict[str, str], booking: dict[str, Any]) -> None:
+    """Pay a held booking in full as a client would (a payment intent, then Stripe's
+    success webhook) and wait until the process manager has confirmed it."""
+    intent = (await (await pay(client, headers, booking["id"])).json())["payment_intent"]
+    await deliver(client, intent_event("payment_intent.succeeded", intent,
+                                       booking["quote"]["total_due"], booking["id"]))
+
+    async def confirmed() -> bool:
+        return await booking_status(client, booking["id"]) == "confirmed"
+
+    await wait_until(confirmed)
+
+
 async def booking_status(client: Any, booking: str) -> str:
     from uuid import UUID
 
