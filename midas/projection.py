@@ -288,7 +288,7 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self.db.connect()
+                conn = await self.db.connect(custom_plans=True)
                 for projector in self.projectors:
                     await ensure_checkpoint(conn, projector.name)
                 await self._lead(conn)

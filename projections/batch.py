@@ -10,7 +10,7 @@ checked out in one batch is one INSERT with its final status.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -82,12 +82,12 @@ class RowChanges:
                 f"DELETE FROM {self.table} WHERE {self.key} = ANY($1)", list(self._deleted))
         inserted = (row for k in self._inserted if (row := self._rows[k]) is not None)
         for columns, rows in _by_columns((row, row.keys()) for row in inserted).items():
-            await conn.executemany(_insert_sql(self.table, columns), rows)
+            await insert_rows(conn, self.table, columns, rows)
         updates = _by_columns((row, (self.key, *changed))
                               for k, changed in self._changed.items()
                               if changed and (row := self._rows[k]) is not None)
         for columns, rows in updates.items():
-            await conn.executemany(_update_sql(self.table, columns), rows)
+            await update_rows(conn, self.table, columns, rows)
 
 
 def _by_columns(
@@ -102,13 +102,46 @@ def _by_columns(
     return groups
 
 
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
-            " ON CONFLICT DO NOTHING")
+_TYPES: dict[str, dict[str, str]] = {}  # table -> column -> SQL type (same in every schema)
 
 
-def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+async def column_types(conn: asyncpg.Connection, table: str) -> dict[str, str]:
+    types = _TYPES.get(table)
+    if types is None:
+        types = _TYPES[table] = {r["attname"]: r["type"] for r in await conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute"
+            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", table)}
+    return types
+
+
+async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+                  rows: list[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
+    """``unnest($1::t1[], ...) AS u(c1, ...)`` and its arrays: a whole batch of rows as
+    one statement's parameters, which PostgreSQL applies far cheaper than row by row."""
+    types = await column_types(conn, table)
+    arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate(columns, start=1))
+    return (f"unnest({arrays}) AS u({', '.join(columns)})",
+            [list(column) for column in zip(*rows, strict=True)])
+
+
+async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+                      rows: list[tuple[Any, ...]], conflict: str = "DO NOTHING") -> None:
+    """INSERT .. ON CONFLICT ``conflict`` of ``rows`` (at most one per key): one statement."""
+    if not rows:
+        return
+    source, arrays = await _unnest(conn, table, columns, rows)
+    await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source}"
+                       f" ON CONFLICT {conflict}", *arrays)
+
+
+async def update_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+                      rows: list[tuple[Any, ...]], set_sql: str | None = None) -> None:
+    """UPDATE ``table`` from ``rows`` (key first, at most one per key): one statement.
+    Each other column is assigned (``set_sql`` may say otherwise, reading ``u.column``)."""
+    if not rows:
+        return
     key, *rest = columns
-    assignments = ", ".join(f"{c} = ${n}" for n, c in enumerate(rest, start=2))
-    return f"UPDATE {table} SET {assignments} WHERE {key} = $1"
+    source, arrays = await _unnest(conn, table, columns, rows)
+    assignments = set_sql or ", ".join(f"{c} = u.{c}" for c in rest)
+    await conn.execute(f"UPDATE {table} t SET {assignments} FROM {source}"
+                       f" WHERE t.{key} = u.{key}", *arrays)

@@ -108,11 +108,23 @@ class Database:
         async with self.pool.acquire(timeout=self._connect_timeout_s) as conn:
             yield conn
 
-    async def connect(self) -> asyncpg.Connection:
-        """A dedicated connection outside the pool (listeners, leader locks)."""
+    async def connect(self, *, custom_plans: bool = False) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (listeners, leader locks).
+
+        ``custom_plans``: plan each statement for its arguments, for the live projection
+        runner. Its tables start empty (a new deployment), and a statement prepared then
+        keeps the generic plan chosen for an empty table, a sequential scan, until
+        autovacuum next analyzes it: each batch's ``key = ANY($1)`` lookups scanned the
+        whole table (bench/booking: half of PostgreSQL's CPU). Not for rebuilds: their
+        batches' long arrays make each custom plan costly, and by the sixth execution,
+        when PostgreSQL settles on a generic plan, their tables are large enough for it
+        to use the index."""
+        settings = self.server_settings
+        if custom_plans:
+            settings = {**settings, "plan_cache_mode": "force_custom_plan"}
         return await asyncpg.connect(
             self.dsn,
-            server_settings=self.server_settings,
+            server_settings=settings,
             timeout=self._connect_timeout_s,
             command_timeout=self._statement_timeout_s,
         )

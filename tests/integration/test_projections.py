@@ -210,3 +210,30 @@ async def test_a_failing_projection_holds_no_other_back(db: Database, store: Eve
         await wait_caught_up(db, "ledger")
     assert await read_model(db, "ledger") == await read_model(db, "tally") != {}
     assert await applied_twice(db, "ledger") == 0
+
+
+class PlanMode(Tally):
+    """Records the runner connection's plan cache mode in each batch."""
+
+    def __init__(self) -> None:
+        super().__init__(name="tally")
+        self.modes: list[str] = []
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        self.modes.append(await conn.fetchval("SHOW plan_cache_mode"))
+        await super().apply(conn, events)
+
+
+async def test_the_runner_plans_lookups_for_the_tables_as_they_are(
+    db: Database, store: EventStore
+) -> None:
+    """A generic plan made while a read model was empty would scan it whole for ever
+    after (until autovacuum analyzes it): the runner's statements are planned each time."""
+    await create_tables(db)
+    projector = PlanMode()
+    async with running(db, [projector], batch_size=5):
+        await deposit_history(store, accounts=2, rounds=6)
+        await wait_caught_up(db, "tally")
+    assert projector.modes and set(projector.modes) == {"force_custom_plan"}
+    async with db.acquire() as conn:  # the service's own connections keep the default
+        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
