@@ -125,23 +125,23 @@ async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
 
 
 async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                      rows: list[tuple[Any, ...]], conflict: str = "DO NOTHING") -> None:
-    """INSERT .. ON CONFLICT ``conflict`` of ``rows`` (at most one per key): one statement."""
+                      rows: list[tuple[Any, ...]]) -> None:
+    """INSERT .. ON CONFLICT DO NOTHING of ``rows`` (at most one per key): one statement."""
     if not rows:
         return
     source, arrays = await _unnest(conn, table, columns, rows)
     await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source}"
-                       f" ON CONFLICT {conflict}", *arrays)
+                       " ON CONFLICT DO NOTHING", *arrays)
 
 
 async def update_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                      rows: list[tuple[Any, ...]], set_sql: str | None = None) -> None:
-    """UPDATE ``table`` from ``rows`` (key first, at most one per key): one statement.
-    Each other column is assigned (``set_sql`` may say otherwise, reading ``u.column``)."""
+                      rows: list[tuple[Any, ...]]) -> None:
+    """UPDATE ``table`` SET the other columns from ``rows`` (key first, at most one per
+    key): one statement."""
     if not rows:
         return
     key, *rest = columns
     source, arrays = await _unnest(conn, table, columns, rows)
-    assignments = set_sql or ", ".join(f"{c} = u.{c}" for c in rest)
+    assignments = ", ".join(f"{c} = u.{c}" for c in rest)
     await conn.execute(f"UPDATE {table} t SET {assignments} FROM {source}"
                        f" WHERE t.{key} = u.{key}", *arrays)

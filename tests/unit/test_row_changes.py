@@ -6,8 +6,13 @@ from typing import Any
 
 from projections.batch import RowChanges
 
+TYPES = {"id": "bigint", "n": "bigint", "note": "text", "s": "text", "status": "text",
+         "v": "text"}
+
 
 class Recorder:
+    """Records the statements; answers the column types of table ``t``."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
 
@@ -15,8 +20,9 @@ class Recorder:
         self.calls.append((sql, args))
         return ""
 
-    async def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        self.calls.append((sql, rows))
+    async def fetch(self, sql: str, table: str) -> list[dict[str, str]]:
+        assert "pg_attribute" in sql and table == "t"
+        return [{"attname": name, "type": type_} for name, type_ in TYPES.items()]
 
 
 async def _written(changes: RowChanges) -> list[tuple[str, Any]]:
@@ -31,9 +37,10 @@ async def test_a_row_inserted_then_updated_is_one_insert_with_its_final_values()
     changes.update(1, {"status": "confirmed", "v": 2})
     changes.update(1, {"status": "active", "v": 3, "note": "x"})
     changes.insert(1, {"status": "held", "v": 9})  # ON CONFLICT DO NOTHING
-    assert await _written(changes) == [
-        ("INSERT INTO t (id, note, status, v) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-         [(1, "x", "active", 3)])]
+    assert await _written(changes) == [(
+        "INSERT INTO t (id, note, status, v) SELECT * FROM unnest($1::bigint[], $2::text[],"
+        " $3::text[], $4::text[]) AS u(id, note, status, v) ON CONFLICT DO NOTHING",
+        ([1], ["x"], ["active"], [3]))]
 
 
 async def test_an_existing_row_gets_one_update_of_the_columns_that_changed() -> None:
@@ -41,8 +48,9 @@ async def test_an_existing_row_gets_one_update_of_the_columns_that_changed() -> 
     changes.update(1, {"n": changes.get(1)["n"] + 1})  # type: ignore[index]
     changes.update(1, {"n": changes.get(1)["n"] + 1, "s": "a"})  # type: ignore[index]
     changes.update(2, {"n": 1})  # no such row: nothing
-    assert await _written(changes) == [("UPDATE t SET n = $2, s = $3 WHERE id = $1",
-                                        [(1, 7, "a")])]
+    assert await _written(changes) == [(
+        "UPDATE t t SET n = u.n, s = u.s FROM unnest($1::bigint[], $2::bigint[], $3::text[])"
+        " AS u(id, n, s) WHERE t.id = u.id", ([1], [7], ["a"]))]
 
 
 async def test_deletes_come_first_and_a_deleted_row_can_be_inserted_again() -> None:
@@ -56,6 +64,7 @@ async def test_deletes_come_first_and_a_deleted_row_can_be_inserted_again() -> N
     calls = await _written(changes)
     assert calls[0][0] == "DELETE FROM t WHERE id = ANY($1)"
     assert sorted(calls[0][1][0]) == [1, 2]
-    assert calls[1:] == [("INSERT INTO t (id, v) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                          [(1, "new")])]
+    assert calls[1:] == [(
+        "INSERT INTO t (id, v) SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
+        " ON CONFLICT DO NOTHING", ([1], ["new"]))]
     assert changes.get(1) == {"id": 1, "v": "new"} and changes.get(3) is None
