@@ -214,7 +214,8 @@ async def catch_up(
 
 
 async def _catch_up(db: Database, projectors: list[Projector], batch_size: int) -> None:
-    async with db.acquire() as conn:
+    conn = await db.connect(generic_plans=True)
+    try:
         for projector in projectors:
             await ensure_checkpoint(conn, projector.name)
         while True:
@@ -223,6 +224,8 @@ async def _catch_up(db: Database, projectors: list[Projector], batch_size: int) 
                 return
             for cohort in cohorts:
                 await apply_batch(conn, db, cohort, batch_size, head)
+    finally:
+        await conn.close()
 
 
 class ProjectionRunner:
@@ -288,7 +291,7 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self.db.connect(custom_plans=True)
+                conn = await self.db.connect()
                 for projector in self.projectors:
                     await ensure_checkpoint(conn, projector.name)
                 await self._lead(conn)

@@ -156,7 +156,7 @@ async def diff_table(
 async def _in_rolled_back_shadow(
     db: Database, projector: Projector, position: int | None, work: Any
 ) -> Any:
-    conn = await db.connect()
+    conn = await db.connect(generic_plans=True)
     try:
         tr = conn.transaction(isolation="repeatable_read")
         await tr.start()
@@ -214,7 +214,7 @@ async def verify(db: Database, projector: Projector) -> VerifyReport:
 
 async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int = BATCH) -> int:
     """Build a shadow to the head, then swap it in atomically; return the new checkpoint."""
-    conn = await db.connect()
+    conn = await db.connect(generic_plans=True)
     shadow = None
     try:
         await ensure_checkpoint(conn, projector.name)

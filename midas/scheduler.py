@@ -89,11 +89,15 @@ class Scheduler(Background):
         now = now or self.clock()
         done = 0
         async with self.db.acquire() as conn, conn.transaction():
+            # `due_at <= $4` lets the due_at index bound the scan: no task is due
+            # before its stored time less the smallest delay.
             rows = await conn.fetch(
                 "SELECT id, kind, aggregate_id, due_at, attempts FROM due_tasks"
-                " WHERE due_at + coalesce(($2::jsonb ->> kind)::interval, interval '0') <= $1"
+                " WHERE due_at <= $4"
+                " AND due_at + coalesce(($2::jsonb ->> kind)::interval, interval '0') <= $1"
                 " ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
                 now, _delays_json(self.delays), self.batch_size,
+                now - min((*self.delays.values(), timedelta(0))),
             )
             for row in rows:
                 task = DueTask(**dict(row))

@@ -76,6 +76,13 @@ class Database:
             "search_path": self.schema,
             "application_name": "midas",
             "statement_timeout": str(int(self._statement_timeout_s * 1000)),
+            # Plan each statement for its arguments. Read models start empty (a new
+            # deployment), and a statement prepared then kept the generic plan chosen for
+            # an empty table, a sequential scan, until autovacuum next analyzed it: the
+            # projections' `key = ANY($1)` lookups scanned whole tables in every batch
+            # (bench/booking: half of PostgreSQL's CPU). Planning the service's short
+            # statements costs nothing measurable.
+            "plan_cache_mode": "force_custom_plan",
         }
 
     async def open(self) -> None:
@@ -108,20 +115,14 @@ class Database:
         async with self.pool.acquire(timeout=self._connect_timeout_s) as conn:
             yield conn
 
-    async def connect(self, *, custom_plans: bool = False) -> asyncpg.Connection:
-        """A dedicated connection outside the pool (listeners, leader locks).
+    async def connect(self, *, generic_plans: bool = False) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (listeners, leader locks, rebuilds).
 
-        ``custom_plans``: plan each statement for its arguments, for the live projection
-        runner. Its tables start empty (a new deployment), and a statement prepared then
-        keeps the generic plan chosen for an empty table, a sequential scan, until
-        autovacuum next analyzes it: each batch's ``key = ANY($1)`` lookups scanned the
-        whole table (bench/booking: half of PostgreSQL's CPU). Not for rebuilds: their
-        batches' long arrays make each custom plan costly, and by the sixth execution,
-        when PostgreSQL settles on a generic plan, their tables are large enough for it
-        to use the index."""
+        ``generic_plans``: for bulk work (rebuilds), where the long arrays of each
+        batch make planning every statement costly (see ``server_settings``)."""
         settings = self.server_settings
-        if custom_plans:
-            settings = {**settings, "plan_cache_mode": "force_custom_plan"}
+        if generic_plans:
+            settings = {**settings, "plan_cache_mode": "auto"}
         return await asyncpg.connect(
             self.dsn,
             server_settings=settings,
