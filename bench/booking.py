@@ -29,6 +29,7 @@ from uuid import UUID, uuid4
 import aiohttp
 import asyncpg
 
+from bench import cpu
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 
@@ -167,8 +168,13 @@ async def run(args: argparse.Namespace) -> str:
             await _sign_in_rows(args.dsn, schema, accounts)
             items = await _items(session, base, admin, args.items)
             await _book_load(session, base, customer, items, args.clients, 1.0)  # warm-up
+            processes = cpu.groups({"service": server.pid,
+                                    "worker": worker.pid if worker else None},
+                                   this="load generator")
+            before = cpu.sample(processes)
             done, refused, booking_ms = await _book_load(
                 session, base, customer, items, args.clients, args.seconds, first_day=1000)
+            cpu_s = cpu.spent(before, cpu.sample(processes))
             await asyncio.sleep(1.0)  # let projections catch up
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
     finally:
@@ -199,6 +205,11 @@ async def run(args: argparse.Namespace) -> str:
         f" {done / args.seconds:.0f} ({refused} refused) |",
         f"| hold latency p50 / p99 ms | {_percentile(booking_ms, 0.5):.1f} /"
         f" {_percentile(booking_ms, 0.99):.1f} |",
+        f"| CPU ms per hold: {' / '.join(cpu_s)} | "
+        + " / ".join(f"{seconds * 1000 / max(done, 1):.2f}" for seconds in cpu_s.values())
+        + f" (together {sum(cpu_s.values()) * 1000 / max(done, 1):.2f};"
+        f" {os.cpu_count()} cores at that cost: at most"
+        f" {os.cpu_count() * max(done, 1) / max(sum(cpu_s.values()), 1e-9):.0f} holds/s) |",
         f"| availability search at {args.rate:g} req/s: p50 / p99 ms |"
         f" {statistics.median(search_ms):.1f} / {_percentile(search_ms, 0.99):.1f}"
         f" ({errors} errors, {len(search_ms)} requests) |",

@@ -215,6 +215,7 @@ def rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, Any]:
 
 async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, Any]:
     import projections
+    from bench import cpu
     from midas.eventstore import Database
     from midas.projection import catch_up, reset
     from queries.dashboard import dashboard
@@ -240,9 +241,12 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
         async with db.acquire() as conn:
             for projector in projectors:
                 await reset(conn, projector)
+        processes = cpu.groups({}, this="rebuild")
+        cpu_before = cpu.sample(processes)
         started = time.perf_counter()  # all at once, side by side as a rebuild runs them
         await catch_up(db, *projectors, batch_size=5000)
         wall = time.perf_counter() - started
+        cpu_s = cpu.spent(cpu_before, cpu.sample(processes))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         latencies = []
         async with db.acquire() as conn:
@@ -256,6 +260,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
                 latencies.append((time.perf_counter() - t0) * 1000)
         latencies.sort()
         return {"events": total, "wall": wall, "times": times, "handled": handled,
+                "cpu_python": cpu_s["rebuild"], "cpu_postgres": cpu_s["PostgreSQL"],
                 "rss_before": before,
                 "rss_after": after, "p50": statistics.median(latencies),
                 "p99": latencies[int(len(latencies) * 0.99) - 1]}
@@ -306,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
         f"| rebuild of all {len(r['times'])} projections at once | {r['wall']:.1f} s, "
         f"{rate:,.0f} log events/s (goal >= {GOAL_RATE:,}: "
         f"{'met' if rate >= GOAL_RATE else 'not met'}) |",
+        f"| CPU seconds of that rebuild: Python / PostgreSQL | {r['cpu_python']:.0f} /"
+        f" {r['cpu_postgres']:.0f} (µs per log event: {r['cpu_python'] * 1e6 / r['events']:.0f}"
+        f" / {r['cpu_postgres'] * 1e6 / r['events']:.0f}) |",
         f"| peak RSS of the rebuilding process | {r['rss_before'] / 1024:.0f} MiB before, "
         f"{r['rss_after'] / 1024:.0f} MiB after |",
         f"| dashboard p50 / p99 | {r['p50']:.1f} / {r['p99']:.1f} ms (goal p99 < "
