@@ -218,6 +218,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
     from bench import cpu
     from midas.eventstore import Database
     from midas.projection import catch_up, reset
+    from midas.rebuild import catch_up_in_processes
     from queries.dashboard import dashboard
 
     db = Database(dsn, schema, statement_timeout_s=600, max_size=20)
@@ -243,11 +244,12 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
                 await reset(conn, projector)
         processes = cpu.groups({}, this="rebuild")
         cpu_before = cpu.sample(processes)
-        started = time.perf_counter()  # all at once, side by side as a rebuild runs them
-        await catch_up(db, *projectors, batch_size=5000)
+        started = time.perf_counter()  # all at once, in two processes
+        await catch_up_in_processes(db, projectors, processes=2, batch_size=5000)
         wall = time.perf_counter() - started
         cpu_s = cpu.spent(cpu_before, cpu.sample(processes))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         latencies = []
         async with db.acquire() as conn:
             await conn.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk rebuild
@@ -262,7 +264,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
         return {"events": total, "wall": wall, "times": times, "handled": handled,
                 "cpu_python": cpu_s["rebuild"], "cpu_postgres": cpu_s["PostgreSQL"],
                 "rss_before": before,
-                "rss_after": after, "p50": statistics.median(latencies),
+                "rss_after": after, "rss_children": children, "p50": statistics.median(latencies),
                 "p99": latencies[int(len(latencies) * 0.99) - 1]}
     finally:
         await db.close()
@@ -315,7 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         f" {r['cpu_postgres']:.0f} (µs per log event: {r['cpu_python'] * 1e6 / r['events']:.0f}"
         f" / {r['cpu_postgres'] * 1e6 / r['events']:.0f}) |",
         f"| peak RSS of the rebuilding process | {r['rss_before'] / 1024:.0f} MiB before, "
-        f"{r['rss_after'] / 1024:.0f} MiB after |",
+        f"{r['rss_after'] / 1024:.0f} MiB after; the largest of its two processes rebuilding"
+        f" all at once: {r['rss_children'] / 1024:.0f} MiB |",
         f"| dashboard p50 / p99 | {r['p50']:.1f} / {r['p99']:.1f} ms (goal p99 < "
         f"{GOAL_P99_MS:.0f}: {'met' if r['p99'] < GOAL_P99_MS else 'not met'}) |",
         "", "| projection (rebuilt alone) | seconds | log events/s | its events/s |",

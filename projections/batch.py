@@ -115,7 +115,7 @@ async def column_types(conn: asyncpg.Connection, table: str) -> dict[str, str]:
 
 
 async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                  rows: list[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
+                  rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
     """``unnest($1::t1[], ...) AS u(c1, ...)`` and its arrays: a whole batch of rows as
     one statement's parameters, which PostgreSQL applies far cheaper than row by row."""
     types = await column_types(conn, table)
@@ -125,23 +125,25 @@ async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
 
 
 async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                      rows: list[tuple[Any, ...]]) -> None:
-    """INSERT .. ON CONFLICT DO NOTHING of ``rows`` (at most one per key): one statement."""
+                      rows: Sequence[tuple[Any, ...]], conflict: str = "DO NOTHING") -> None:
+    """INSERT ``rows`` .. ON CONFLICT ``conflict`` (a ``DO UPDATE`` reads ``EXCLUDED``):
+    one statement. A ``DO UPDATE`` needs at most one row per key."""
     if not rows:
         return
     source, arrays = await _unnest(conn, table, columns, rows)
     await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source}"
-                       " ON CONFLICT DO NOTHING", *arrays)
+                       f" ON CONFLICT {conflict}", *arrays)
 
 
 async def update_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                      rows: list[tuple[Any, ...]]) -> None:
-    """UPDATE ``table`` SET the other columns from ``rows`` (key first, at most one per
-    key): one statement."""
+                      rows: Sequence[tuple[Any, ...]], assignments: str | None = None
+                      ) -> None:
+    """UPDATE ``table`` (alias ``t``) from ``rows`` (alias ``u``; key first, at most one
+    per key): one statement. ``assignments`` default to each other column's new value."""
     if not rows:
         return
     key, *rest = columns
     source, arrays = await _unnest(conn, table, columns, rows)
-    assignments = ", ".join(f"{c} = u.{c}" for c in rest)
+    assignments = assignments or ", ".join(f"{c} = u.{c}" for c in rest)
     await conn.execute(f"UPDATE {table} t SET {assignments} FROM {source}"
                        f" WHERE t.{key} = u.{key}", *arrays)

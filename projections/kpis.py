@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from midas.eventstore import RecordedEvent
+from projections.batch import insert_rows
 
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
@@ -84,18 +85,13 @@ _UPDATE_BOOKINGS = (
     " moves AS (SELECT status, -1 AS n FROM was"
     "  UNION ALL SELECT status, 1 FROM now_is WHERE status IS NOT NULL) " + _COUNT_MOVES
 )
+_DAILY_KEY = ("day", "currency", "category", "location", "item_id")
 _UPSERT_DAILY = (
-    f"INSERT INTO {DAILY_TABLE} (day, currency, category, location, item_id, "
-    + ", ".join(COUNTERS) + ") VALUES ($1, $2, $3, $4, $5, "
-    + ", ".join(f"${n}" for n in range(6, 6 + len(COUNTERS)))
-    + ") ON CONFLICT (day, currency, category, location, item_id) DO UPDATE SET "
+    "(day, currency, category, location, item_id) DO UPDATE SET "
     + ", ".join(f"{c} = {DAILY_TABLE}.{c} + EXCLUDED.{c}" for c in COUNTERS)
 )
-
 _UPSERT_TOTALS = (
-    f"INSERT INTO {TOTALS_TABLE} (day, currency, " + ", ".join(COUNTERS) + ") VALUES ($1, $2, "
-    + ", ".join(f"${n}" for n in range(3, 3 + len(COUNTERS)))
-    + ") ON CONFLICT (day, currency) DO UPDATE SET "
+    "(day, currency) DO UPDATE SET "
     + ", ".join(f"{c} = {TOTALS_TABLE}.{c} + EXCLUDED.{c}" for c in COUNTERS)
 )
 
@@ -128,13 +124,15 @@ class _Batch:
             await conn.execute(_UPDATE_BOOKINGS, *_columns(
                 [(b, *v) for b, v in self.updates.items()]))
         if self.daily:
-            await conn.executemany(_UPSERT_DAILY, [(*k, *v) for k, v in self.daily.items()])
+            await insert_rows(conn, DAILY_TABLE, (*_DAILY_KEY, *COUNTERS),
+                              [(*k, *v) for k, v in self.daily.items()], _UPSERT_DAILY)
             totals: dict[tuple[Any, ...], list[int]] = {}
             for (day, currency, *_), values in self.daily.items():
                 row = totals.setdefault((day, currency), [0] * len(COUNTERS))
                 for n, value in enumerate(values):
                     row[n] += value
-            await conn.executemany(_UPSERT_TOTALS, [(*k, *v) for k, v in totals.items()])
+            await insert_rows(conn, TOTALS_TABLE, ("day", "currency", *COUNTERS),
+                              [(*k, *v) for k, v in totals.items()], _UPSERT_TOTALS)
 
 
 _INDEX = {col: n for n, col in enumerate(COUNTERS)}

@@ -28,8 +28,9 @@ from midas.eventstore import RecordedEvent
 from midas.notifications.outbox import (
     ACCOUNT,
     BOOKINGS_TABLE,
-    ENQUEUE_SQL,
+    ENQUEUE_COLUMNS,
     LEGAL,
+    OUTBOX_TABLE,
     TIMERS_TABLE,
     BookingContext,
     booking_contexts,
@@ -38,7 +39,7 @@ from midas.notifications.outbox import (
     reminder_key,
     unknown_booking,
 )
-from projections.batch import RowChanges
+from projections.batch import RowChanges, insert_rows
 
 log = logging.getLogger(__name__)
 NAME = "notifications"
@@ -47,10 +48,6 @@ IMMEDIATELY = datetime(2000, 1, 1, tzinfo=UTC)  # new rows are due at once, what
 
 _TIMER_ENDERS = frozenset({"Booking.Cancelled", "Booking.Expired", "Booking.CheckedOut",
                            "Booking.CheckedIn"})
-_REMEMBER_SQL = (
-    f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, context)"
-    " VALUES ($1, $2, $3::jsonb) ON CONFLICT (booking_id) DO NOTHING"
-)
 
 
 class NotificationsProjector:
@@ -177,11 +174,11 @@ class _Batch:
             self.remembered.append((event.stream_id, customer, text))
 
     async def write(self, conn: asyncpg.Connection) -> None:
-        if self.remembered:
-            await conn.executemany(_REMEMBER_SQL, self.remembered)
+        await insert_rows(conn, BOOKINGS_TABLE, ("booking_id", "customer_id", "context"),
+                          self.remembered)
         await self.timers.write(conn)
-        if self.emails:
-            await conn.executemany(ENQUEUE_SQL, self.emails)
+        await insert_rows(conn, OUTBOX_TABLE, ENQUEUE_COLUMNS, self.emails,
+                          "(dedupe_key) DO NOTHING")
 
 
 @dataclass

@@ -19,17 +19,14 @@ import asyncpg
 import orjson
 
 from midas.eventstore import RecordedEvent
-from projections.batch import Row, RowChanges
+from projections.batch import Row, RowChanges, insert_rows
 
 BALANCES_TABLE, ENTRIES_TABLE = "pay_balances", "pay_entries"
 _MONEY_KEYS = ("booking_id", "customer_id", "amount", "currency", "provider", "reference")
 _READ = ("paid", "refunded", "status")  # what later events of a batch work from
 _NO_BALANCE = {"paid": 0, "refunded": 0, "status": None}
-_INSERT_ENTRY = (
-    f"INSERT INTO {ENTRIES_TABLE} (position, booking_id, customer_id, type, amount,"
-    " currency, provider, reference, detail, recorded_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
-)
+_ENTRY_COLUMNS = ("position", "booking_id", "customer_id", "type", "amount", "currency",
+                  "provider", "reference", "detail", "recorded_at")
 
 
 class PaymentsProjector:
@@ -70,7 +67,7 @@ class PaymentsProjector:
                 d.get("currency"), d.get("provider"), d.get("reference"),
                 orjson.dumps(detail).decode(), event.recorded_at))
         await balances.write(conn)
-        await conn.executemany(_INSERT_ENTRY, entries)
+        await insert_rows(conn, ENTRIES_TABLE, _ENTRY_COLUMNS, entries)
 
 
 def _balance_update(kind: str, d: dict[str, Any], balance: Row) -> dict[str, Any]:

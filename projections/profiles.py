@@ -18,6 +18,7 @@ import asyncpg
 from midas.domain.accounts import ERASED, Account
 from midas.eventstore import RecordedEvent
 from midas.security.pii import open_events, personal_paths
+from projections.batch import insert_rows, update_rows
 
 PROFILES_TABLE = "cust_profiles"
 BOOKINGS_TABLE = "cust_bookings"
@@ -28,50 +29,33 @@ NOTES_TABLE = "cust_notes"
 _PERSONAL = personal_paths([Account])
 DIMS_CACHE = 50_000  # bookings whose fixed facts are kept in memory
 
-_ENSURE = (
-    f"INSERT INTO {PROFILES_TABLE} (customer_id, registered_at, updated_at)"
-    " VALUES ($1, $2, $3)"
-    f" ON CONFLICT (customer_id) DO UPDATE SET registered_at ="
-    f" coalesce(EXCLUDED.registered_at, {PROFILES_TABLE}.registered_at)"
-)
+_ENSURE = ("(customer_id) DO UPDATE SET registered_at ="
+           f" coalesce(EXCLUDED.registered_at, {PROFILES_TABLE}.registered_at)")
 _COUNTERS = ("bookings", "confirmed", "completed", "cancelled", "expired")
+_PROFILE_COLUMNS = ("customer_id", *_COUNTERS, "first_booking_at", "last_booking_at",
+                    "status", "tier", "tier_reason", "points", "updated_at")
 _UPDATE_PROFILE = (
-    f"UPDATE {PROFILES_TABLE} SET "
-    + ", ".join(f"{c} = {c} + ${n}" for n, c in enumerate(_COUNTERS, start=2))
-    + ", first_booking_at = LEAST(first_booking_at, $7),"
-    " last_booking_at = GREATEST(last_booking_at, $8), status = coalesce($9, status),"
-    " tier = coalesce($10, tier), tier_reason = coalesce($11, tier_reason),"
-    " points = coalesce($12, points), updated_at = coalesce($13, updated_at)"
-    " WHERE customer_id = $1"
+    ", ".join(f"{c} = t.{c} + u.{c}" for c in _COUNTERS)
+    + ", first_booking_at = LEAST(t.first_booking_at, u.first_booking_at),"
+    " last_booking_at = GREATEST(t.last_booking_at, u.last_booking_at), "
+    + ", ".join(f"{c} = coalesce(u.{c}, t.{c})"
+                for c in ("status", "tier", "tier_reason", "points", "updated_at"))
 )
-_INSERT_BOOKING = (
-    f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, item_id, category, location,"
-    " currency, total_due, status, held_at, starts_at, ends_at)"
-    " VALUES ($1,$2,$3,$4,$5,$6,$7,'held',$8,$9,$10) ON CONFLICT DO NOTHING"
-)
-_UPDATE_BOOKING = (
-    f"UPDATE {BOOKINGS_TABLE} SET status = coalesce($2, status), paid = paid + $3,"
-    " refunded = refunded + $4 WHERE booking_id = $1"
-)
+_BOOKING_COLUMNS = ("booking_id", "customer_id", "item_id", "category", "location",
+                    "currency", "total_due", "held_at", "starts_at", "ends_at", "status")
+_UPDATE_BOOKING = ("status = coalesce(u.status, t.status), paid = t.paid + u.paid,"
+                   " refunded = t.refunded + u.refunded")
 _UPSERT_SPEND = (
-    f"INSERT INTO {SPEND_TABLE} (customer_id, currency, paid, refunded, bookings)"
-    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (customer_id, currency) DO UPDATE SET"
+    "(customer_id, currency) DO UPDATE SET"
     f" paid = {SPEND_TABLE}.paid + EXCLUDED.paid,"
     f" refunded = {SPEND_TABLE}.refunded + EXCLUDED.refunded,"
     f" bookings = {SPEND_TABLE}.bookings + EXCLUDED.bookings"
 )
-_UPSERT_FAVOURITE = (
-    f"INSERT INTO {FAVOURITES_TABLE} (customer_id, kind, value, n) VALUES ($1, $2, $3, $4)"
-    f" ON CONFLICT (customer_id, kind, value) DO UPDATE SET n = {FAVOURITES_TABLE}.n + $4"
-)
-_INSERT_POINTS = (
-    f"INSERT INTO {POINTS_TABLE} (position, customer_id, booking_id, kind, points, balance,"
-    " multiplier, recorded_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING"
-)
-_INSERT_NOTE = (
-    f"INSERT INTO {NOTES_TABLE} (note_id, customer_id, author_id, text, recorded_at)"
-    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-)
+_UPSERT_FAVOURITE = (f"(customer_id, kind, value) DO UPDATE SET"
+                     f" n = {FAVOURITES_TABLE}.n + EXCLUDED.n")
+_POINTS_COLUMNS = ("position", "customer_id", "booking_id", "kind", "points", "balance",
+                   "multiplier", "recorded_at")
+_NOTE_COLUMNS = ("note_id", "customer_id", "author_id", "text", "recorded_at")
 _COUNT = {  # booking event -> profile counter
     "Booking.Held": "bookings", "Booking.Confirmed": "confirmed",
     "Booking.CheckedIn": "completed", "Booking.Cancelled": "cancelled",
@@ -119,27 +103,23 @@ class _Batch:
         return self.spend.setdefault((customer, currency), [0, 0, 0])
 
     async def write(self, conn: Any) -> None:
-        if self.customers:
-            await conn.executemany(_ENSURE, [
-                (c, at, self.first_seen.get(c) or at or self.at)
-                for c, at in self.customers.items()])
-        if self.profiles:
-            await conn.executemany(_UPDATE_PROFILE, [
-                (c, *v, self.touched.get(c)) for c, v in self.profiles.items()])
-        if self.bookings:
-            await conn.executemany(_INSERT_BOOKING, self.bookings)
-        if self.booking_updates:
-            await conn.executemany(_UPDATE_BOOKING,
-                                   [(b, *v) for b, v in self.booking_updates.items()])
-        if self.spend:
-            await conn.executemany(_UPSERT_SPEND, [(*k, *v) for k, v in self.spend.items()])
-        if self.favourites:
-            await conn.executemany(_UPSERT_FAVOURITE,
-                                   [(*k, n) for k, n in self.favourites.items()])
-        if self.points:
-            await conn.executemany(_INSERT_POINTS, self.points)
-        if self.notes:
-            await conn.executemany(_INSERT_NOTE, self.notes)
+        """One statement per table and kind of change (unnest: one row per key)."""
+        await insert_rows(conn, PROFILES_TABLE, ("customer_id", "registered_at", "updated_at"),
+                          [(c, at, self.first_seen.get(c) or at or self.at)
+                           for c, at in self.customers.items()], _ENSURE)
+        await update_rows(conn, PROFILES_TABLE, _PROFILE_COLUMNS, [
+            (c, *v, self.touched.get(c)) for c, v in self.profiles.items()], _UPDATE_PROFILE)
+        await insert_rows(conn, BOOKINGS_TABLE, _BOOKING_COLUMNS,
+                          [(*b, "held") for b in self.bookings])
+        await update_rows(conn, BOOKINGS_TABLE, ("booking_id", "status", "paid", "refunded"),
+                          [(b, *v) for b, v in self.booking_updates.items()], _UPDATE_BOOKING)
+        await insert_rows(conn, SPEND_TABLE,
+                          ("customer_id", "currency", "paid", "refunded", "bookings"),
+                          [(*k, *v) for k, v in self.spend.items()], _UPSERT_SPEND)
+        await insert_rows(conn, FAVOURITES_TABLE, ("customer_id", "kind", "value", "n"),
+                          [(*k, n) for k, n in self.favourites.items()], _UPSERT_FAVOURITE)
+        await insert_rows(conn, POINTS_TABLE, _POINTS_COLUMNS, self.points)
+        await insert_rows(conn, NOTES_TABLE, _NOTE_COLUMNS, self.notes)
         if self.erased:
             await conn.executemany(f"UPDATE {NOTES_TABLE} SET text = $2 WHERE customer_id = $1",
                                    [(c, ERASED) for c in self.erased])

@@ -30,10 +30,11 @@ OPS, LEGAL, ACCOUNT = "@ops", "@legal", "@account"
 STATUSES = ("pending", "sent", "bounced", "dead", "skipped")
 BookingContext = tuple[UUID, dict[str, Any]]  # the customer, the booking's email context
 
+ENQUEUE_COLUMNS = ("dedupe_key", "template", "recipient", "account_id", "context",
+                   "next_attempt_at", "tracking_id")
 ENQUEUE_SQL = (
-    f"INSERT INTO {OUTBOX_TABLE} (dedupe_key, template, recipient, account_id, context,"
-    " next_attempt_at, tracking_id) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)"
-    " ON CONFLICT (dedupe_key) DO NOTHING"
+    f"INSERT INTO {OUTBOX_TABLE} ({', '.join(ENQUEUE_COLUMNS)})"
+    " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING"
 )
 
 

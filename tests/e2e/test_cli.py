@@ -57,6 +57,37 @@ def test_projections_status_and_rebuild(env: dict[str, str], pg_dsn: str, schema
     assert unknown.exit_code == 2 and "no projection named" in unknown.output
 
 
+def test_projections_rebuild_all_in_two_processes(
+    env: dict[str, str], pg_dsn: str, schema: str
+) -> None:
+    from bench.projections import generate_history
+    from midas.eventstore import Database, EventStore
+
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+
+    async def append_history() -> None:
+        db = Database(pg_dsn, schema)
+        await db.open()
+        store = EventStore(db)
+        store.start()
+        try:
+            for append in generate_history(40, customers=10, items=5)[1]:
+                await store.append(append)
+        finally:
+            await store.close()
+            await db.close()
+
+    asyncio.run(append_history())
+    head = query(pg_dsn, schema, "SELECT max(position) FROM events")
+    rebuilt = CliRunner().invoke(main, ["projections", "rebuild-all", "--processes", "2"],
+                                 env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"rebuilt 10 projections up to position {head}" in rebuilt.output
+    assert query(pg_dsn, schema, "SELECT count(*) FROM bk_bookings") == 40
+    assert query(pg_dsn, schema, "SELECT count(*) FROM kpi_bookings") == 40
+    assert query(pg_dsn, schema, "SELECT min(position) FROM projection_checkpoints") == head
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,75 @@
+"""Catching many read models up at once, in several processes.
+
+A rebuild of every projection is bound by Python: decoding the log and applying it to
+each projector runs on one core, while PostgreSQL's work needs less than another. So
+the projectors are dealt into groups of about equal work (the events each handles), and
+each group catches up in its own process, reading the log once for its projectors. On
+2 cores two processes rebuild every projection about 40 % faster than one
+(bench/projections).
+
+The processes are spawned, not forked: a child imports the projectors afresh, opens its
+own connections and unwraps PII with the master key it is handed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+
+from pydantic import SecretStr
+
+from midas.eventstore.database import Database
+from midas.projection import Projector
+
+
+def deal(projectors: Sequence[Projector], counts: Mapping[str, int], groups: int
+         ) -> list[list[str]]:
+    """Projector names in at most ``groups`` groups of about equal work, the heaviest
+    first into the lightest group; ``counts``: events in the log by type."""
+    work = {p.name: sum(counts.get(t, 0) for t in p.handles) for p in projectors}
+    dealt: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, groups))]
+    for name in sorted(work, key=lambda n: (-work[n], n)):
+        load, names = min(dealt, key=lambda group: group[0])
+        dealt.remove((load, names))
+        dealt.append((load + work[name], [*names, name]))
+    return [names for _, names in dealt if names]
+
+
+async def catch_up_in_processes(
+    db: Database, projectors: Sequence[Projector], *, processes: int = 2,
+    batch_size: int = 5000, master_key: SecretStr | None = None,
+) -> None:
+    """Catch ``projectors`` (constructible by ``projections.all_projectors``) up to the
+    head, in up to ``processes`` processes side by side."""
+    async with db.acquire() as conn:
+        counts = {r["type"]: r["n"] for r in await conn.fetch(
+            "SELECT type, count(*) AS n FROM events GROUP BY type")}
+    groups = deal(projectors, counts, processes)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(len(groups), mp_context=get_context("spawn")) as pool:
+        await asyncio.gather(*(
+            loop.run_in_executor(pool, _catch_up_group, db.dsn, db.schema, names,
+                                 batch_size, master_key)
+            for names in groups))
+
+
+def _catch_up_group(dsn: str, schema: str, names: list[str], batch_size: int,
+                    master_key: SecretStr | None) -> None:
+    """In a child process: catch the named projectors up, reading the log once."""
+    from midas.security.pii import configure_master_key
+
+    configure_master_key(master_key)
+    asyncio.run(_catch_up(dsn, schema, names, batch_size))
+
+
+async def _catch_up(dsn: str, schema: str, names: list[str], batch_size: int) -> None:
+    from midas.projection import catch_up
+    from projections import all_projectors
+
+    projectors = [p for p in all_projectors() if p.name in names]
+    if len(projectors) != len(names):
+        raise ValueError(f"unknown projections among {names}")
+    db = Database(dsn, schema, statement_timeout_s=600)  # catch_up opens its connection
+    await catch_up(db, *projectors, batch_size=batch_size, connections=1)
