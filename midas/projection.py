@@ -30,7 +30,8 @@ CHECKPOINTS_CHANNEL = "checkpoints"
 class Projector(Protocol):
     """Events reach ``apply`` without their metadata (``{}``) unless the projector has
     ``wants_metadata = True`` (process managers: their commands carry the causing event's
-    correlation id)."""
+    correlation id). Columns that something other than events writes may be listed in
+    ``unverified_columns``: ``midas projections verify`` does not compare them."""
 
     name: str
     handles: frozenset[str]  # event types; the rest of the log is skipped
@@ -214,7 +215,7 @@ async def catch_up(
 
 
 async def _catch_up(db: Database, projectors: list[Projector], batch_size: int) -> None:
-    conn = await db.connect(generic_plans=True)
+    conn = await db.connect()
     try:
         for projector in projectors:
             await ensure_checkpoint(conn, projector.name)
@@ -291,7 +292,7 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self.db.connect()
+                conn = await self.db.connect(custom_plans=True)
                 for projector in self.projectors:
                     await ensure_checkpoint(conn, projector.name)
                 await self._lead(conn)

@@ -76,13 +76,6 @@ class Database:
             "search_path": self.schema,
             "application_name": "midas",
             "statement_timeout": str(int(self._statement_timeout_s * 1000)),
-            # Plan each statement for its arguments. Read models start empty (a new
-            # deployment), and a statement prepared then kept the generic plan chosen for
-            # an empty table, a sequential scan, until autovacuum next analyzed it: the
-            # projections' `key = ANY($1)` lookups scanned whole tables in every batch
-            # (bench/booking: half of PostgreSQL's CPU). Planning the service's short
-            # statements costs nothing measurable.
-            "plan_cache_mode": "force_custom_plan",
         }
 
     async def open(self) -> None:
@@ -115,14 +108,19 @@ class Database:
         async with self.pool.acquire(timeout=self._connect_timeout_s) as conn:
             yield conn
 
-    async def connect(self, *, generic_plans: bool = False) -> asyncpg.Connection:
+    async def connect(self, *, custom_plans: bool = False) -> asyncpg.Connection:
         """A dedicated connection outside the pool (listeners, leader locks, rebuilds).
 
-        ``generic_plans``: for bulk work (rebuilds), where the long arrays of each
-        batch make planning every statement costly (see ``server_settings``)."""
+        ``custom_plans``: plan each statement for its arguments, for the live projection
+        runner. Its read models start empty (a new deployment), and a statement prepared
+        then kept the generic plan chosen for an empty table, a sequential scan, until
+        autovacuum next analyzed it: each batch's ``key = ANY($1)`` lookups scanned whole
+        tables (bench/booking: half of PostgreSQL's CPU). Not everywhere: planning each of
+        the event store's bulk appends, or a rebuild's batches, costs more than it saves
+        (bench/append at 32 appenders: 8,400 -> 6,200 events/s)."""
         settings = self.server_settings
-        if generic_plans:
-            settings = {**settings, "plan_cache_mode": "auto"}
+        if custom_plans:
+            settings = {**settings, "plan_cache_mode": "force_custom_plan"}
         return await asyncpg.connect(
             self.dsn,
             server_settings=settings,
