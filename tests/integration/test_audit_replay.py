@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 from midas.audit.timetravel import aggregate_as_of
 from midas.eventstore import Database, EventStore
 from midas.projection import catch_up
-from midas.replay import read_model_as_of, rebuild_blue_green, table_rows, verify
+from midas.replay import (
+    MAX_REPORTED_ROWS,
+    read_model_as_of,
+    rebuild_blue_green,
+    table_rows,
+    verify,
+)
 from projections.availability import AvailabilityProjector
+from projections.due_tasks import DueTasksProjector
 from projections.inventory import InventoryProjector
+from tests.conftest import history_events
 from tests.integration.audit_support import inventory_history, repository
 
 
@@ -92,6 +101,37 @@ async def test_verify_reports_no_difference_then_names_tampered_rows(
     assert [r["id"] for r in table.only_shadow] == [str(ids[1])]
     assert len(table.only_live) == 1 and table.only_live[0]["name"] == "Villa a2"
     assert await schemas(db) == [db.schema]
+
+
+async def test_verify_reports_the_first_rows_changed_on_both_sides_as_changed(
+    db: Database, store: EventStore
+) -> None:
+    """More differing rows than it lists: those it lists pair up by key."""
+    projector = InventoryProjector()
+    await inventory_history(store, MAX_REPORTED_ROWS + 20)
+    await catch_up(db, projector)
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE inv_items SET rate = 1")
+    (table,) = (await verify(db, projector)).tables
+    assert len(table.changed) == MAX_REPORTED_ROWS
+    assert table.only_live == [] and table.only_shadow == []
+    assert {c["live"]["rate"] for c in table.changed} == {1}
+
+
+async def test_verify_leaves_out_the_columns_events_do_not_write(
+    db: Database, store: EventStore
+) -> None:
+    """due_tasks rows carry the scheduler's attempts and the clock's created_at."""
+    for append in history_events(uuid4(), rental=500_00, complete=False)[1]:
+        await store.append(append)
+    projector = DueTasksProjector()
+    await catch_up(db, projector)
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE due_tasks SET attempts = 3, last_error = 'smtp down'")
+    assert (await verify(db, projector)).ok
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE due_tasks SET due_at = due_at + interval '1 hour'")
+    assert not (await verify(db, projector)).ok
 
 
 async def test_blue_green_rebuild_gives_the_same_rows_and_no_partial_table(

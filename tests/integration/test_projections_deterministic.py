@@ -23,8 +23,8 @@ async def test_every_projection_rebuilds_to_exactly_its_live_rows(
         )
         for append in appends:
             await store.append(append)
-    # due_tasks is a work queue: the scheduler's workers change its rows (attempts, errors)
-    projectors = [p for p in all_projectors() if p.tables and p.name != "due_tasks"]
+    # due_tasks' unverified columns (attempts, errors, created_at) are not compared
+    projectors = [p for p in all_projectors() if p.tables]
     for projector in projectors:
         await catch_up(db, projector, batch_size=4)  # live: small batches
     failures = {}
