@@ -281,10 +281,14 @@ class Item(Aggregate):
         self.maintenance_plan = plan
 
     def _drop_past(self, at: str) -> None:
-        # Keeps the state (and snapshots) bounded: nothing can be placed in the past.
+        # Keeps the state (and snapshots) bounded: nothing can be placed in the past. An
+        # end dated two days after `at` is later whatever the offsets (each under a day):
+        # only the ends near `at` are parsed, not every occupation at every reservation.
         now = datetime.fromisoformat(at)
+        surely_later = (now + timedelta(days=2)).date().isoformat()
         self.occupations = [
-            o for o in self.occupations if _instant(o["end"]) > now
+            o for o in self.occupations
+            if o["end"][:10] > surely_later or _instant(o["end"]) > now
         ]
 
     @event("RateChanged")

@@ -119,6 +119,23 @@ def test_past_occupations_are_dropped_from_state() -> None:
     assert len(item.occupations) == 1
 
 
+def test_occupations_ending_near_now_are_kept_or_dropped_by_instant_whatever_the_offset(
+) -> None:
+    item = given_car()
+    at = datetime(2026, 6, 10, 2, 0, tzinfo=UTC)
+    ends = {"past-local": "2026-06-09T20:59:00-05:00",    # 01:59 UTC on the 10th
+            "future-local": "2026-06-09T21:01:00-05:00",  # 02:01 UTC on the 10th
+            "past-east": "2026-06-10T15:59:00+14:00",     # 01:59 UTC on the 10th
+            "future-far": "2026-07-01T00:00:00+00:00"}
+    for name, end in ends.items():
+        start = (datetime.fromisoformat(end) - H).isoformat()
+        item.occupations.append({"id": name, "kind": "maintenance", "start": start,
+                                 "end": end})
+    item.reserve(uuid4(), at + 24 * H, at + 48 * H, at)  # drops what ended before `at`
+    assert {o["id"] for o in item.occupations if o["kind"] == "maintenance"} == {
+        "future-local", "future-far"}
+
+
 def test_a_plan_by_days_places_the_next_window_in_the_first_free_slot() -> None:
     item = given_car()
     due = NOW + 30 * 24 * H
