@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -64,5 +65,10 @@ def command_response(
     """A command's answer: its body plus the position of its last event."""
     position = result.last_position
     return web.json_response(
-        {**body, "position": position}, status=status, headers={POSITION_HEADER: str(position)}
+        {**body, "position": position}, status=status, headers={POSITION_HEADER: str(position)},
+        dumps=_dumps,  # every command answers through here: orjson is ~10x the stdlib's
     )
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
