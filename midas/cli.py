@@ -244,16 +244,22 @@ def projections_rebuild(name: str) -> None:
 def projections_rebuild_all(processes: int) -> None:
     """Empty every read model and rebuild it from the log, in place, in PROCESSES.
 
-    For a new deployment or after a restore, with the service stopped: queries would see
-    partly built read models. A running service rebuilds one with `rebuild NAME`.
+    For a new deployment or after a restore, with the service stopped (refused while a
+    service leads a projection): queries would see partly built read models. A running
+    service rebuilds one with `rebuild NAME`.
     """
-    from midas.projection import reset
+    from midas.projection import projection_status, reset
     from midas.rebuild import catch_up_in_processes
 
     async def run() -> None:
         master_key = resolve_database(Settings()).pii_master_key
         chosen = _projectors()
         async with _database() as db:
+            led = [s.name for s in await projection_status(db, chosen) if s.leader]
+            if led:
+                raise click.ClickException(
+                    f"a running service leads {', '.join(led)}: stop it first, or rebuild"
+                    " one projection at a time with `midas projections rebuild NAME`")
             async with db.acquire() as conn:
                 for projector in chosen:
                     await reset(conn, projector)

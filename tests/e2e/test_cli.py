@@ -88,6 +88,29 @@ def test_projections_rebuild_all_in_two_processes(
     assert query(pg_dsn, schema, "SELECT min(position) FROM projection_checkpoints") == head
 
 
+def test_projections_rebuild_all_is_refused_while_a_service_leads(
+    env: dict[str, str], pg_dsn: str, schema: str
+) -> None:
+    from midas.eventstore import Database
+
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+
+    async def leading() -> asyncpg.Connection:  # what a running service's runner holds
+        conn = await asyncpg.connect(pg_dsn)
+        await conn.execute("SELECT pg_advisory_lock($1)",
+                           Database(pg_dsn, schema).lock_key("projection:kpis"))
+        return conn
+
+    loop = asyncio.new_event_loop()
+    leader = loop.run_until_complete(leading())
+    try:
+        refused = CliRunner().invoke(main, ["projections", "rebuild-all"], env=env)
+    finally:
+        loop.run_until_complete(leader.close())
+        loop.close()
+    assert refused.exit_code == 1 and "a running service leads kpis" in refused.output
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
