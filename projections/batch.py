@@ -120,8 +120,12 @@ async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
     one statement's parameters, which PostgreSQL applies far cheaper than row by row."""
     types = await column_types(conn, table)
     arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate(columns, start=1))
-    return (f"unnest({arrays}) AS u({', '.join(columns)})",
-            [list(column) for column in zip(*rows, strict=True)])
+    return f"unnest({arrays}) AS u({', '.join(columns)})", as_columns(rows)
+
+
+def as_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one array per column, for ``unnest``: one statement for the batch."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],

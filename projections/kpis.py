@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from midas.eventstore import RecordedEvent
-from projections.batch import insert_rows
+from projections.batch import as_columns, insert_rows
 
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
@@ -119,9 +119,9 @@ class _Batch:
 
     async def write(self, conn: asyncpg.Connection) -> None:
         if self.inserts:
-            await conn.execute(_INSERT_BOOKINGS, *_columns(self.inserts))
+            await conn.execute(_INSERT_BOOKINGS, *as_columns(self.inserts))
         if self.updates:
-            await conn.execute(_UPDATE_BOOKINGS, *_columns(
+            await conn.execute(_UPDATE_BOOKINGS, *as_columns(
                 [(b, *v) for b, v in self.updates.items()]))
         if self.daily:
             await insert_rows(conn, DAILY_TABLE, (*_DAILY_KEY, *COUNTERS),
@@ -136,11 +136,6 @@ class _Batch:
 
 
 _INDEX = {col: n for n, col in enumerate(COUNTERS)}
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as one array per column, for ``unnest``: one statement for the batch."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class KpisProjector:
