@@ -216,6 +216,7 @@ async def _process_managers(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE], managers, app[STORE].notifier,
         batch_size=settings.projection_batch_size, poll_interval_s=settings.poll_interval_s,
         linger_s=settings.projection_linger_s,
+        batch_interval_s=settings.projection_batch_interval_s,
     )
     if settings.projections_enabled:
         runner.start()
@@ -274,6 +275,7 @@ def _projections(
             batch_size=settings.projection_batch_size,
             poll_interval_s=settings.poll_interval_s,
             linger_s=settings.projection_linger_s,
+            batch_interval_s=settings.projection_batch_interval_s,
         )
         if settings.projections_enabled:
             runner.start()

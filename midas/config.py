@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     projection_batch_size: int = 500
     poll_interval_s: float = 1.0
     projection_linger_s: float = 0.005  # gather commits for this long after a wake-up
+    # Under steady load a runner starts a batch at most this often: fewer, larger batches
+    # share each batch's fixed round trips (read models then lag by up to about this much).
+    projection_batch_interval_s: float = 0.1
     projections_enabled: bool = True
     consistency_timeout_s: float = 3.0
     ready_max_lag: int = 10_000

@@ -97,9 +97,10 @@ async def behind(
 async def apply_batch(
     conn: asyncpg.Connection, db: Database, projectors: Sequence[Projector],
     batch_size: int, head: int,
-) -> bool:
+) -> int | None:
     """Apply the next batch of events up to ``head`` to every projector, in one
-    transaction with their checkpoints; False when none of them was behind.
+    transaction with their checkpoints; the position reached, or None when none of them
+    was behind.
 
     The log is read once for all of them; each projector gets the events it handles
     after its own checkpoint, which is locked (``FOR UPDATE``) and re-read here: the
@@ -110,7 +111,7 @@ async def apply_batch(
             _POSITIONS_SQL + " FOR UPDATE", [p.name for p in projectors])}
         lagging = [p for p in projectors if at.get(p.name, 0) < head]
         if not lagging:
-            return False
+            return None
         start = min(at.get(p.name, 0) for p in lagging)
         types = sorted(frozenset().union(*(p.handles for p in lagging)))
         bare = not any(getattr(p, "wants_metadata", False) for p in lagging)
@@ -126,7 +127,7 @@ async def apply_batch(
         await writes.flush()
         moved = [p.name for p in lagging if at.get(p.name, 0) < end]
         await conn.execute(_ADVANCE_SQL, moved, end, db.channel(CHECKPOINTS_CHANNEL))
-    return True
+    return end
 
 
 async def apply_next_batch(
@@ -134,7 +135,8 @@ async def apply_next_batch(
 ) -> bool:
     """Apply one projector's next batch; False when it has reached the head."""
     head, cohorts = await behind(conn, [projector])
-    return bool(cohorts) and await apply_batch(conn, db, [projector], batch_size, head)
+    return bool(cohorts) and await apply_batch(
+        conn, db, [projector], batch_size, head) is not None
 
 
 _QUERIES = frozenset({
@@ -249,6 +251,7 @@ class ProjectionRunner:
         poll_interval_s: float = 1.0,
         retry_s: float = 0.5,
         linger_s: float = 0.0,
+        batch_interval_s: float = 0.0,
     ) -> None:
         self.db = db
         self.projectors = list(projectors)
@@ -257,6 +260,7 @@ class ProjectionRunner:
         self._poll_interval_s = poll_interval_s
         self._retry_s = retry_s
         self._linger_s = linger_s
+        self._batch_interval_s = batch_interval_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._led: list[Projector] = []
@@ -313,7 +317,11 @@ class ProjectionRunner:
             if len(self._led) < len(self.projectors) and loop.time() >= next_claim:
                 await self._claim(conn)
                 next_claim = loop.time() + self._poll_interval_s
-            if await self._cycle(conn):
+            began = loop.time()
+            applied, reached_head = await self._cycle(conn)
+            if applied:
+                if reached_head:  # caught up: let the next events gather for a while
+                    await self._sleep(began + self._batch_interval_s - loop.time())
                 continue
             wait_s = self._retry_s if self._set_apart else self._poll_interval_s
             waiter = asyncio.ensure_future(self._notifier.wait(EVENTS_CHANNEL, wait_s))
@@ -334,37 +342,42 @@ class ProjectionRunner:
             ):
                 self._led.append(projector)
 
-    async def _cycle(self, conn: asyncpg.Connection) -> bool:
-        """One batch for each cohort of led projectors behind the head; True if any ran."""
+    async def _cycle(self, conn: asyncpg.Connection) -> tuple[bool, bool]:
+        """One batch for each cohort of led projectors behind the head: whether any ran,
+        and whether every one that ran reached the head."""
         now = asyncio.get_running_loop().time()
         ready = [p for p in self._led if self._set_apart.get(p.name, 0.0) <= now]
         if not ready:
-            return False
+            return False, False
         head, cohorts = await behind(conn, ready)
-        applied = False
-        for cohort in cohorts:
-            applied = await self._apply(conn, cohort, head) or applied
-        return applied
+        reached = [await self._apply(conn, cohort, head) for cohort in cohorts]
+        applied = [position for position in reached if position is not None]
+        return bool(applied), all(position >= head for position in applied)
 
-    async def _apply(self, conn: asyncpg.Connection, cohort: list[Projector], head: int) -> bool:
+    async def _apply(
+        self, conn: asyncpg.Connection, cohort: list[Projector], head: int
+    ) -> int | None:
+        """The batch's position reached, or None when nothing was applied."""
         try:
-            applied = await apply_batch(conn, self.db, cohort, self._batch_size, head)
+            reached = await apply_batch(conn, self.db, cohort, self._batch_size, head)
         except Exception as exc:
             if is_unavailable(exc) or conn.is_closed():
                 raise
             if len(cohort) > 1:  # find the culprit: each alone
-                results = [await self._apply(conn, [p], head) for p in cohort]
-                return any(results)
+                alone = [await self._apply(conn, [p], head) for p in cohort]
+                return min((r for r in alone if r is not None), default=None)
             log.exception("projection failed", extra={"projection": cohort[0].name})
             self._set_apart[cohort[0].name] = asyncio.get_running_loop().time() + self._retry_s
-            return False
+            return None
         for projector in cohort:
             self._set_apart.pop(projector.name, None)
-        if applied:
+        if reached is not None:
             self.batches_applied += 1
-        return applied
+        return reached
 
     async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 

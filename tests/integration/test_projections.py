@@ -242,3 +242,48 @@ async def test_the_runner_plans_lookups_for_the_tables_as_they_are(
     projector.modes.clear()
     await catch_up(db, projector, batch_size=1000)
     assert projector.modes == ["auto"]
+
+
+async def _steady_deposits(store: EventStore, seconds: float, every_s: float = 0.02) -> None:
+    account, version = uuid4(), 0
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + seconds
+    while loop.time() < stop:
+        await store.append([StreamAppend(account, version, [
+            NewEvent("Account.Deposited", {"amount": 1})])])
+        version += 1
+        await asyncio.sleep(every_s)
+
+
+async def test_steady_load_gathers_into_paced_batches(db: Database, store: EventStore) -> None:
+    await create_tables(db)
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, [Tally()], notifier, batch_size=500, poll_interval_s=0.05,
+                              batch_interval_s=0.5)
+    runner.start()
+    try:
+        await _steady_deposits(store, seconds=2.0)  # about 100 commits
+        await wait_caught_up(db, "tally")
+    finally:
+        await runner.stop()
+        await notifier.stop()
+    # A batch at most every 0.5 s (and one more for the tail), not one per commit.
+    assert runner.batches_applied <= 7
+    assert sum((await read_model(db)).values()) == await store.head()
+
+
+async def test_a_projection_behind_catches_up_without_pausing(
+    db: Database, store: EventStore
+) -> None:
+    await create_tables(db)
+    await deposit_history(store, accounts=10, rounds=30)  # 200 deposits
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, [Tally()], notifier, batch_size=10, poll_interval_s=0.05,
+                              batch_interval_s=60)
+    runner.start()
+    try:
+        await wait_caught_up(db, "tally")  # full batches are not paced: 10 s is plenty
+    finally:
+        await runner.stop()
+        await notifier.stop()
+    assert runner.batches_applied >= 20
