@@ -192,6 +192,9 @@ class EventStore:
         # known; another writer's mark its streams as touched (see cache_stamp).
         self._own_commits: set[int] = set()
         self._epoch = 0  # moves when anything may have been missed: every stamp is stale
+        # The head this writer last committed (position, hash), while no other writer is
+        # seen committing after it: the next batch is planned against it, in one round trip.
+        self._head: tuple[int, bytes | None] | None = None
         self._foreign_commits = 0
         self._touched: dict[str, int] = {}  # stream prefix -> foreign commit count then
 
@@ -245,12 +248,14 @@ class EventStore:
             self._forget_all()
             return
         self._foreign_commits += 1
+        self._head = None
         for prefix in streams.split():
             self._touched[prefix] = self._foreign_commits
         if len(self._touched) > TOUCHED_STREAMS:
             self._forget_all()
 
     def _forget_all(self) -> None:
+        self._head = None
         self._own_commits.clear()
         self._touched.clear()
         self._epoch += 1
@@ -346,9 +351,16 @@ class EventStore:
                     pending.future.set_result(result)
 
     async def _commit(self, batch: list[_Pending]) -> list[AppendResult | BaseException]:
-        """One transaction in four round trips: lock, read state, insert, commit."""
+        """One transaction: in one round trip when the head this writer last committed
+        and the versions the appenders expect still hold, else in four (lock, read
+        state, insert, commit)."""
         conn = await self._connection()
+        if self._head is not None and not any(p.statements for p in batch):
+            results = await self._commit_if_current(conn, batch, *self._head)
+            if results is not None:
+                return results
         last: int | None = None
+        self._head = None
         try:
             # Simple-query protocol: BEGIN and the lock in one round trip.
             await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
@@ -366,8 +378,43 @@ class EventStore:
             self._own_commits.discard(last)
             await self._abandon(conn)
             raise
-        self.batches_committed += 1
+        self._committed(plan, (state["head"] or 0, state["hash"]))
         return plan.results
+
+    async def _commit_if_current(
+        self, conn: asyncpg.Connection, batch: list[_Pending], head: int, hash_: bytes | None
+    ) -> list[AppendResult | BaseException] | None:
+        """The batch planned against the last known head and the expected versions, and
+        committed in one statement if both still hold; None when they do not."""
+        expected: dict[UUID, int] = {}
+        for pending in batch:
+            for stream in pending.streams:
+                expected.setdefault(stream.stream_id, stream.expected_version)
+        plan = _plan(batch, {"head": head, "hash": hash_, "ids": list(expected),
+                             "versions": list(expected.values())})
+        if not plan.columns[0]:
+            return None  # only refusals: let the log confirm them
+        last = plan.columns[0][-1]
+        self._own_commits.add(last)
+        try:
+            done = await conn.fetchval(
+                _APPEND_IF_CURRENT_SQL, self._lock_key, head, hash_, list(expected),
+                list(expected.values()), *plan.columns, self._channel,
+                _announcement(last, plan.columns[1]))
+        except BaseException:
+            self._own_commits.discard(last)
+            self._head = None
+            raise
+        if not done:
+            self._own_commits.discard(last)
+            self._head = None
+            return None
+        self._committed(plan, (head, hash_))
+        return plan.results
+
+    def _committed(self, plan: _Plan, before: tuple[int, bytes | None]) -> None:
+        self.batches_committed += 1
+        self._head = (plan.columns[0][-1], plan.columns[7][-1]) if plan.columns[0] else before
 
     async def _abandon_quietly(self) -> None:
         conn, self._conn = self._conn, None
@@ -476,6 +523,19 @@ _INSERT_SQL = (
 )
 
 
+_APPEND_IF_CURRENT_SQL = (
+    "SELECT append_events_if_current($1, $2, $3, $4::uuid[], $5::int[], $6::bigint[],"
+    " $7::uuid[], $8::int[], $9::text[], $10::jsonb[], $11::jsonb[], $12::timestamptz[],"
+    " $13::bytea[], $14, $15)"
+)
+
+
+def _announcement(last: int, streams: list[UUID]) -> str:
+    """What _INSERT_SQL announces: the last position, then the streams' prefixes."""
+    prefixes = {str(stream)[:8] for stream in streams}
+    return f"{last} {' '.join(prefixes) if len(set(streams)) <= ANNOUNCED_STREAMS else '*'}"
+
+
 @dataclass
 class _Plan:
     results: list[AppendResult | BaseException]
@@ -483,7 +543,7 @@ class _Plan:
     statements: list[Statement]
 
 
-def _plan(batch: list[_Pending], state: asyncpg.Record) -> _Plan:
+def _plan(batch: list[_Pending], state: Mapping[str, Any]) -> _Plan:
     """Accept or refuse each pending append in order; number and hash the accepted."""
     current = {sid: v or 0 for sid, v in zip(state["ids"] or [], state["versions"] or [],
                                                strict=True)}

@@ -15,6 +15,7 @@ from midas.eventstore import (
     RecordedEvent,
     StreamAppend,
 )
+from midas.eventstore.chain import verify_chain
 from midas.eventstore.codec import InvalidEventData
 
 
@@ -38,6 +39,8 @@ async def test_append_and_read_back_a_stream(store: EventStore) -> None:
 
 
 async def test_stale_expected_version_is_a_conflict_and_writes_nothing(store: EventStore) -> None:
+    # The second append goes the one-statement way (the head is known): the database
+    # refuses the version, then the writer's second look names the conflict.
     stream = uuid4()
     await store.append([one(stream, 0)])
     with pytest.raises(ConcurrencyConflict) as caught:
@@ -172,3 +175,40 @@ async def test_statements_run_in_the_append_transaction_only_if_accepted(
     async with db.acquire() as conn:
         assert [r["k"] for r in await conn.fetch("SELECT k FROM side")] == ["a"]
     assert await store.head() == 1
+
+
+async def test_a_writer_that_knows_the_head_commits_in_one_statement(store: EventStore) -> None:
+    await store.append([one(uuid4(), 0)])  # the first commit reads the head
+    statements: list[str] = []
+    assert store._conn is not None  # the writer's own connection
+    store._conn.add_query_logger(lambda logged: statements.append(logged.query))
+    stream = uuid4()
+    for version in range(3):
+        await store.append([one(stream, version)])
+    assert len(statements) == 3
+    assert all("append_events_if_current" in sql for sql in statements)
+    assert [e.version for e in await store.read_stream(stream)] == [1, 2, 3]
+
+
+async def test_a_writer_with_a_stale_head_plans_again_against_the_log(
+    db: Database, store: EventStore
+) -> None:
+    other = EventStore(db)  # a second process's writer
+    stream, fresh = uuid4(), uuid4()
+    try:
+        await store.append([one(stream, 0)])
+        known = store._head
+        await other.append([one(stream, 1)])
+        store._head = known  # as if the other's commit had not been announced yet
+        with pytest.raises(ConcurrencyConflict) as caught:
+            await store.append([one(stream, 1)])
+        assert caught.value.conflicts == {stream: (1, 2)}
+        store._head = known
+        result = await store.append([one(fresh, 0)])
+    finally:
+        await other.close()
+    assert result.positions == [3]
+    async with db.acquire() as conn:
+        assert (await verify_chain(conn)).ok
+    assert [e.version for e in await store.read_stream(stream)] == [1, 2]
+
