@@ -245,7 +245,7 @@ async def run(args: argparse.Namespace) -> str:
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
         [sys.executable, "-m", "midas.cli", "serve", "--port", str(port),
          "--workers", str(args.workers)], env=web_env,
-        stdout=None)
+        stdout=subprocess.DEVNULL)
     worker = subprocess.Popen(  # noqa: ASYNC220 (the read models beside the service)
         [sys.executable, "-m", "midas.cli", "worker"], env=env,
         stdout=subprocess.DEVNULL) if args.worker else None
