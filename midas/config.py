@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
     # Event store and projections.
     group_commit_max_batch: int = 1000
     snapshot_every: int = 50

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+import uvloop
 
 from midas.config import ROOT, Settings
 from midas.eventstore import Database, EventStore
@@ -21,6 +22,13 @@ from midas.eventstore.migrate import migrate
 from midas.http.auth import Role, issue_access_token
 
 MIGRATIONS = ROOT / "migrations"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the event loop the service runs on (midas.cli.event_loop_factory)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")
