@@ -17,6 +17,7 @@ from midas.domain.availability import (
     conflicts,
     first_free_slot,
     occupation_of_booking,
+    require_aware,
 )
 from midas.domain.catalogue import Catalogue, Category, RateUnit
 from midas.domain.errors import DomainError, InvalidState, RuleViolation
@@ -145,9 +146,11 @@ class Item(Aggregate):
         stored instant was written with), then the exact test on the instants.
         """
         first = (interval.start - timedelta(days=1)).date().isoformat()
-        last = (interval.end + timedelta(days=1)).date().isoformat()
+        # Compared whole, the stored text is at most `last` by its date when it is below
+        # `last` + "~" ("~" sorts after the "T" that follows the date): no slicing.
+        last = (interval.end + timedelta(days=1)).date().isoformat() + "~"
         return [_occupation(o) for o in self.occupations
-                if o["start"][:10] <= last and o["end"][:10] >= first
+                if o["start"] <= last and o["end"] >= first
                 and _instant(o["start"]) < interval.end and _instant(o["end"]) > interval.start]
 
     def reserve(self, booking_id: UUID, start: datetime, end: datetime, at: datetime) -> None:
@@ -285,10 +288,10 @@ class Item(Aggregate):
         # end dated two days after `at` is later whatever the offsets (each under a day):
         # only the ends near `at` are parsed, not every occupation at every reservation.
         now = datetime.fromisoformat(at)
-        surely_later = (now + timedelta(days=2)).date().isoformat()
+        surely_later = (now + timedelta(days=2)).date().isoformat() + "~"  # see busy_during
         self.occupations = [
             o for o in self.occupations
-            if o["end"][:10] > surely_later or _instant(o["end"]) > now
+            if o["end"] > surely_later or _instant(o["end"]) > now
         ]
 
     @event("RateChanged")
@@ -317,7 +320,7 @@ def _instant(text: str) -> datetime:
 
 
 def _iso(instant: datetime) -> str:
-    return Interval(instant, instant + timedelta(seconds=1)).start.isoformat()
+    return require_aware(instant).isoformat()
 
 
 def _planned_id(item_id: UUID, version: int) -> UUID:
