@@ -12,7 +12,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -24,6 +24,8 @@ from pydantic import SecretStr
 from midas.config import Settings
 from midas.eventstore import Database
 from midas.logs import AccessLogger, configure_logging
+from midas.loop import event_loop_factory
+from midas.loop import run as run_loop
 from midas.projection import Projector
 
 log = logging.getLogger("midas.cli")
@@ -93,8 +95,7 @@ def worker() -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     settings = resolve_database(settings.model_copy(update={"projections_enabled": True}))
     asyncio.run(_wait_and_migrate(settings, wait_s=60))
-    with asyncio.Runner(loop_factory=event_loop_factory(settings)) as runner:
-        runner.run(_work(settings))
+    run_loop(_work(settings), settings.event_loop)
 
 
 async def _work(settings: Settings) -> None:
@@ -127,18 +128,8 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
         access_log=logging.getLogger("midas.access"),
         access_log_class=AccessLogger,
         print=lambda message: log.info(message),
-        loop=event_loop_factory(settings)(),
+        loop=event_loop_factory(settings.event_loop)(),
     )
-
-
-def event_loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop's event loop (libuv: cheaper I/O and callbacks than asyncio's own, which
-    MIDAS_EVENT_LOOP=asyncio chooses instead)."""
-    if settings.event_loop == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return asyncio.new_event_loop
 
 
 async def _settle_heap(_app: web.Application) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from midas.loop import EventLoopChoice
+
 ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "development-only-secret-change-me-0123456789"
 
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: EventLoopChoice = "uvloop"
 
     # Event store and projections.
     group_commit_max_batch: int = 1000

@@ -6,13 +6,13 @@ import asyncio
 
 import uvloop
 
-from midas.cli import event_loop_factory
 from midas.config import Settings
+from midas.loop import event_loop_factory
 
 
 def test_the_service_runs_on_uvloop_unless_told_otherwise() -> None:
-    chosen = event_loop_factory(Settings(environment="test"))()
-    standard = event_loop_factory(Settings(environment="test", event_loop="asyncio"))()
+    chosen = event_loop_factory(Settings(environment="test").event_loop)()
+    standard = event_loop_factory(Settings(environment="test", event_loop="asyncio").event_loop)()
     try:
         assert isinstance(chosen, uvloop.Loop)
         assert isinstance(standard, asyncio.BaseEventLoop)
