@@ -6,7 +6,6 @@ validates them (400 for malformed JSON, 422 for invalid fields) before the handl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -106,13 +105,13 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     if request.content_type not in ("application/json", ""):
         raise Problem(415, "Send the request body as application/json.")
     raw = await request.read()
-    try:
-        data = json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, f"The body is not valid JSON: {exc}", title="Malformed JSON") from None
-    try:
-        return model.model_validate(data)
+    try:  # parsed and validated in one pass, by pydantic's own JSON parser
+        return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            reason = exc.errors()[0]["msg"].removeprefix("Invalid JSON: ")
+            raise Problem(400, f"The body is not valid JSON: {reason}",
+                          title="Malformed JSON") from None
         raise validation_problem(exc, "body") from None
 
 
