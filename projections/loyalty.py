@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
@@ -28,9 +28,11 @@ from midas.domain.errors import DomainError
 from midas.domain.payments import currency_exponent
 from midas.eventstore import RecordedEvent
 from midas.eventstore.repository import AggregateNotFound
+from projections.batch import insert_rows
 
 log = logging.getLogger(__name__)
 BOOKINGS_TABLE, SPEND_TABLE = "loy_bookings", "loy_spend"
+_HELD_COLUMNS = ("booking_id", "customer_id", "currency", "base")
 
 
 class LoyaltyActions(Protocol):
@@ -67,24 +69,26 @@ class LoyaltyProcess:
         self._currency = tier_currency
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        held: list[tuple[Any, ...]] = []  # written together, before any later reaction
         for event in events:
+            if event.type == "Booking.Held":
+                q = event.data["quote"]
+                held.append((event.stream_id, UUID(event.data["customer_id"]), q["currency"],
+                             int(q["rental"]) + int(q["insurance"])))
+                continue
+            await insert_rows(conn, BOOKINGS_TABLE, _HELD_COLUMNS, held)
+            held = []
             try:
                 await self._apply(conn, event)
             except (DomainError, AggregateNotFound) as exc:
                 # No such account (or the rule no longer allows it): nothing to do.
                 log.info("loyalty reaction skipped", extra={
                     "position": event.position, "type": event.type, "reason": str(exc)})
+        await insert_rows(conn, BOOKINGS_TABLE, _HELD_COLUMNS, held)
 
     async def _apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
         d, t = event.data, event.type
-        if t == "Booking.Held":
-            q = d["quote"]
-            await conn.execute(
-                f"INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, currency, base)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                event.stream_id, UUID(d["customer_id"]), q["currency"],
-                int(q["rental"]) + int(q["insurance"]))
-        elif t == "Booking.CheckedIn":
+        if t == "Booking.CheckedIn":
             row = await conn.fetchrow(
                 f"UPDATE {BOOKINGS_TABLE} SET completed = true WHERE booking_id = $1"
                 " RETURNING customer_id, currency, base, paid, refunded", event.stream_id)
