@@ -1,10 +1,11 @@
 """Projectors give the same rows whether a batch holds one event or a whole history.
 
-The due tasks, notifications, payments, bookings and calendar projectors merge a batch's
-changes in memory before writing them; here a generated log (every lifecycle of a booking,
-deposits, refunds, disputes, concierges, maintenance and external blocks, events for
-rows that do not exist, and a replay of part of the log) is applied one event per batch and
-then in large batches, and every table (the outbox and the timers included) must be equal.
+The due tasks, notifications, payments, bookings, calendar and availability projectors
+merge a batch's changes in memory before writing them; here a generated log (every
+lifecycle of a booking, deposits, refunds, disputes, concierges, maintenance and external
+blocks, events for rows that do not exist, and a replay of part of the log) is applied one
+event per batch and then in large batches, and every table (the outbox and the timers
+included) must be equal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from midas.eventstore import Database, RecordedEvent
 from midas.projection import DeferredWrites, Projector
+from projections.availability import AvailabilityProjector
 from projections.bookings import BookingsProjector
 from projections.calendar import CalendarProjector
 from projections.due_tasks import DueTasksProjector
@@ -293,7 +295,7 @@ async def _reset(db: Database, tables: Sequence[str]) -> None:
 
 
 PROJECTORS = [DueTasksProjector, NotificationsProjector, PaymentsProjector, BookingsProjector,
-              CalendarProjector]
+              CalendarProjector, AvailabilityProjector]
 
 
 @pytest.mark.parametrize("projector_type", PROJECTORS, ids=lambda p: p.__name__)
