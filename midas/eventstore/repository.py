@@ -45,12 +45,11 @@ T = TypeVar("T")
 
 
 class _Cached(NamedTuple):
-    """An aggregate's last known state in this process (``state`` None: known absent;
-    bytes: a pickled copy; an aggregate: cooled down from the live tier, held by nobody,
-    pickled only when first read), and the store's cache stamp when it was known current."""
+    """An aggregate's last known state in this process (``state`` None: known absent),
+    and the store's cache stamp when it was known current."""
 
     version: int
-    state: bytes | Aggregate | None
+    state: bytes | None
     stamp: CacheStamp | None
 
 _BOOKKEEPING = ("originator_id", "originator_version", "timestamp", "originator_topic")
@@ -141,8 +140,7 @@ class Repository:
     Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
     up to ``cache_size`` aggregates is kept in memory: the ``live_size`` most recently
     saved as the objects themselves (handed over to a command that asks for one
-    exclusively), the others as pickled copies (immutable bytes), pickled when first read
-    (a command takes a cooled object as it is: most are never read); each with the store's
+    exclusively), the others as pickled copies (immutable bytes); each with the store's
     cache stamp when it was known current. While no other writer has appended to its
     stream since, a load uses it without a query; otherwise it reads the events after
     it, usually none. The log stays the truth: every save is checked against it by
@@ -168,8 +166,7 @@ class Repository:
         self._cache: OrderedDict[UUID, _Cached] = OrderedDict()
         self._cache_size = cache_size
         # Saved aggregates as they are, until a command takes one (get(exclusive=True)) or
-        # they cool down (then into _cache, pickled when first read): a busy item is never
-        # copied.
+        # they cool down (then pickled into _cache): a busy item is never copied.
         self._live: OrderedDict[UUID, tuple[Aggregate, CacheStamp | None]] = OrderedDict()
         self._live_size = min(live_size, cache_size)
 
@@ -184,10 +181,8 @@ class Repository:
         if aggregate is None and cached is None:
             cached = self._cache.get(aggregate_id)
             if cached is not None:
-                aggregate, handed_over = self._thaw(aggregate_id, cached, exclusive)
-                if aggregate is None and cached.state is not None:  # unusable: dropped
-                    cached = None
-            if cached is None:
+                aggregate = pickle.loads(cached.state) if cached.state is not None else None
+            else:
                 stored = await self.store.load_snapshot(aggregate_id)
                 aggregate = self._restore(stored) if stored is not None else None
         if cached is not None and self.store.unchanged_since(aggregate_id, cached.stamp):
@@ -230,32 +225,7 @@ class Repository:
         cached = self._cache.get(aggregate_id)
         if cached is None or cached.state is None:
             return None, None, False
-        if not isinstance(cached.state, bytes):
-            return None, None, False
         return pickle.loads(cached.state), cached, False
-
-    def _thaw(
-        self, aggregate_id: UUID, cached: _Cached, exclusive: bool
-    ) -> tuple[Any, bool]:
-        """(aggregate, handed over) from a cache entry: a cooled object goes to a command
-        as it is, and is pickled once for readers, who get copies."""
-        if cached.state is None:
-            return None, False
-        if isinstance(cached.state, bytes):
-            return pickle.loads(cached.state), False
-        cooled = cached.state
-        if cooled.pending_events:  # changed after its save and never saved: stale
-            del self._cache[aggregate_id]
-            return None, False
-        if exclusive:
-            del self._cache[aggregate_id]  # it comes back with the caller's save
-            return cooled, True
-        self._remember(cooled, cached.stamp)
-        entry = self._cache.get(aggregate_id)
-        if entry is None or not isinstance(entry.state, bytes):  # not picklable
-            self._cache.pop(aggregate_id, None)
-            return None, False
-        return pickle.loads(entry.state), False
 
     async def save(
         self,
@@ -324,8 +294,8 @@ class Repository:
         self._live.move_to_end(aggregate.id)
         while len(self._live) > self._live_size:
             _, (cooled, known) = self._live.popitem(last=False)
-            if not cooled.pending_events:  # pickled only if a reader asks for it
-                self._put(cooled.id, _Cached(cooled.version, cooled, known))
+            if not cooled.pending_events:
+                self._remember(cooled, known)
 
     def _remember(self, aggregate: Aggregate, stamp: CacheStamp | None) -> None:
         current = self._cache.get(aggregate.id)
