@@ -206,6 +206,48 @@ async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
                  result["p99_us"] / 1000)
 
 
+class Reference(NamedTuple):
+    json_rps: float
+    insert_rps: float
+
+
+async def _reference(args: argparse.Namespace, schema: str) -> Reference:
+    """The issue's two reference handlers (bench/reference.py), loaded by wrk as the
+    holds are: the machine's speed at the time of this run."""
+    port = args.port + 1
+    server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
+        [sys.executable, "-m", "bench.reference", "--port", str(port), "--dsn", args.dsn,
+         "--schema", schema], stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.get(f"{base}/insert") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the reference server did not start")
+                await asyncio.sleep(0.2)
+        rates = []
+        for path in ("/json", "/insert"):
+            wrk = await asyncio.create_subprocess_exec(
+                "wrk", "-t", str(min(os.cpu_count() or 1, args.clients)),
+                "-c", str(args.clients), "-d", "5s", f"{base}{path}",
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await wrk.communicate()
+            line = next(row for row in out.decode().splitlines()
+                        if row.startswith("Requests/sec:"))
+            rates.append(float(line.split()[1]))
+        return Reference(*rates)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 async def _search_load(session: aiohttp.ClientSession, base: str, rate: float,
                        seconds: float) -> tuple[list[float], int]:
     latencies: list[float] = []
@@ -242,6 +284,7 @@ async def run(args: argparse.Namespace) -> str:
            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_LEVEL": "WARNING",
            "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4"}
     web_env = {**env, "MIDAS_PROJECTIONS_ENABLED": "false"} if args.worker else env
+    reference = await _reference(args, schema) if args.load == "wrk" else None
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
         [sys.executable, "-m", "midas.cli", "serve", "--port", str(port),
          "--workers", str(args.workers)], env=web_env,
@@ -306,6 +349,9 @@ async def run(args: argparse.Namespace) -> str:
         + f" (together {sum(cpu_s.values()) * 1000 / max(holds.done, 1):.2f};"
         f" {os.cpu_count()} cores at that cost: at most"
         f" {os.cpu_count() * max(holds.done, 1) / max(sum(cpu_s.values()), 1e-9):.0f} holds/s) |",
+        *([f"| machine reference, the issue's handlers under the same wrk load:"
+            f" bare JSON / one INSERT | {reference.json_rps:,.0f} / {reference.insert_rps:,.0f}"
+            " req/s (the issue measured about 25,000 / 4,000) |"] if reference else []),
         f"| availability search at {args.rate:g} req/s: p50 / p99 ms |"
         f" {statistics.median(search_ms):.1f} / {_percentile(search_ms, 0.99):.1f}"
         f" ({errors} errors, {len(search_ms)} requests) |",
