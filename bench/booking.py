@@ -48,17 +48,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _wait_ready(session: aiohttp.ClientSession, base: str, timeout_s: float = 60) -> None:
+async def _wait_ready(session: aiohttp.ClientSession, base: str, timeout_s: float = 60,
+                      path: str = "/health") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            async with session.get(f"{base}/health") as response:
+            async with session.get(f"{base}{path}") as response:
                 if response.status == 200:
                     return
         except aiohttp.ClientError:
             pass
         await asyncio.sleep(0.2)
-    raise RuntimeError("the service did not start")
+    raise RuntimeError(f"{base} did not start")
 
 
 async def _sign_in_rows(dsn: str, schema: str, accounts: dict[Role, UUID]) -> None:
@@ -221,17 +222,7 @@ async def _reference(args: argparse.Namespace, schema: str) -> Reference:
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with session.get(f"{base}/insert") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the reference server did not start")
-                await asyncio.sleep(0.2)
+            await _wait_ready(session, base, timeout_s=30, path="/insert")  # its table too
         rates = []
         for path in ("/json", "/insert"):
             wrk = await asyncio.create_subprocess_exec(
