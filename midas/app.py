@@ -212,12 +212,7 @@ async def _process_managers(app: web.Application) -> AsyncIterator[None]:
             commands.customers.AccountLoyalty(lambda: app[REPOSITORY],
                                               settings.loyalty_multipliers),
             settings.tier_thresholds, settings.tier_currency))
-    runner = ProjectionRunner(
-        app[DATABASE], managers, app[STORE].notifier,
-        batch_size=settings.projection_batch_size, poll_interval_s=settings.poll_interval_s,
-        linger_s=settings.projection_linger_s,
-        batch_interval_s=settings.projection_batch_interval_s,
-    )
+    runner = _runner(app, managers)
     if settings.projections_enabled:
         runner.start()
     yield
@@ -264,19 +259,24 @@ async def _notifications(app: web.Application) -> AsyncIterator[None]:
     await worker.stop()
 
 
+def _runner(app: web.Application, projectors: list[Projector]) -> ProjectionRunner:
+    """A projection runner with the settings' batching: size, poll, linger and pace."""
+    settings = app[SETTINGS]
+    return ProjectionRunner(
+        app[DATABASE], projectors, app[STORE].notifier,
+        batch_size=settings.projection_batch_size, poll_interval_s=settings.poll_interval_s,
+        linger_s=settings.projection_linger_s,
+        batch_interval_s=settings.projection_batch_interval_s,
+    )
+
+
 def _projections(
     projectors: Callable[[], list[Projector]],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         app[PROJECTORS] = projectors()
-        runner = ProjectionRunner(
-            app[DATABASE], app[PROJECTORS], app[STORE].notifier,
-            batch_size=settings.projection_batch_size,
-            poll_interval_s=settings.poll_interval_s,
-            linger_s=settings.projection_linger_s,
-            batch_interval_s=settings.projection_batch_interval_s,
-        )
+        runner = _runner(app, app[PROJECTORS])
         if settings.projections_enabled:
             runner.start()
         yield
