@@ -245,7 +245,7 @@ async def _rebuild(dsn: str, schema: str, only: list[str] | None) -> dict[str, A
         processes = cpu.groups({}, this="rebuild")
         cpu_before = cpu.sample(processes)
         started = time.perf_counter()  # all at once, in two processes
-        await catch_up_in_processes(db, projectors, processes=2, batch_size=5000)
+        await catch_up_in_processes(db, projectors, processes=2)
         wall = time.perf_counter() - started
         cpu_s = cpu.spent(cpu_before, cpu.sample(processes))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

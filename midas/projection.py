@@ -217,7 +217,7 @@ async def catch_up(
 
 
 async def _catch_up(db: Database, projectors: list[Projector], batch_size: int) -> None:
-    conn = await db.connect()
+    conn = await db.connect(keyed_only=True)
     try:
         for projector in projectors:
             await ensure_checkpoint(conn, projector.name)

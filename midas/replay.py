@@ -224,7 +224,7 @@ async def verify(db: Database, projector: Projector) -> VerifyReport:
 
 async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int = BATCH) -> int:
     """Build a shadow to the head, then swap it in atomically; return the new checkpoint."""
-    conn = await db.connect()
+    conn = await db.connect(keyed_only=True)  # the shadow grows from empty, as in catch_up
     shadow = None
     try:
         await ensure_checkpoint(conn, projector.name)

@@ -108,7 +108,9 @@ class Database:
         async with self.pool.acquire(timeout=self._connect_timeout_s) as conn:
             yield conn
 
-    async def connect(self, *, custom_plans: bool = False) -> asyncpg.Connection:
+    async def connect(
+        self, *, custom_plans: bool = False, keyed_only: bool = False
+    ) -> asyncpg.Connection:
         """A dedicated connection outside the pool (listeners, leader locks, rebuilds).
 
         ``custom_plans``: plan each statement for its arguments, for the live projection
@@ -116,11 +118,19 @@ class Database:
         then kept the generic plan chosen for an empty table, a sequential scan, until
         autovacuum next analyzed it: each batch's ``key = ANY($1)`` lookups scanned whole
         tables (bench/booking: half of PostgreSQL's CPU). Not everywhere: the long arrays of
-        bulk statements make each custom plan costly (a 300k-event rebuild took 48-55 s
-        with custom plans, 43 s without)."""
+        bulk statements make each custom plan costly.
+
+        ``keyed_only``: no sequential scans where an index serves (``enable_seqscan =
+        off``), for rebuilds. Their read models grow from empty within minutes, faster
+        than autovacuum analyzes them, and every statement they send is keyed: a plan made
+        on the empty table scanned it whole for each batch's lookups (bench/projections:
+        19 of PostgreSQL's 89 s on one lookup; custom plans instead cost more planning than
+        they saved)."""
         settings = self.server_settings
         if custom_plans:
             settings = {**settings, "plan_cache_mode": "force_custom_plan"}
+        if keyed_only:
+            settings = {**settings, "enable_seqscan": "off"}
         return await asyncpg.connect(
             self.dsn,
             server_settings=settings,
