@@ -2,9 +2,11 @@
 
 A projector like any other, so the runner applies each batch and moves the checkpoint in one
 transaction: an email decided here is never lost and, with its deterministic dedupe key
-(``type:stream:version``; ``reminder:booking``), never queued twice, even on a rebuild (the
-outbox is not among its tables, so a rebuild re-inserts nothing). A customer's email names
-the account only (``@account``): the address and name are read at delivery.
+(``type:stream:version``; ``reminder:booking``), never queued twice. The outbox is not among
+its tables, and neither is the position up to which emails were decided (``notif_enqueued``):
+a rebuild decides no email for an event at or below it, so it neither resends an email
+purged from the outbox since nor spends work on emails already queued. A customer's email
+names the account only (``@account``): the address and name are read at delivery.
 
 A batch reads what its events refer to (remembered bookings, item and concierge names,
 reminder timers) with one query each, decides every email in memory, in event order, and
@@ -29,6 +31,7 @@ from midas.notifications.outbox import (
     ACCOUNT,
     BOOKINGS_TABLE,
     ENQUEUE_COLUMNS,
+    ENQUEUED_TABLE,
     LEGAL,
     OUTBOX_TABLE,
     TIMERS_TABLE,
@@ -62,8 +65,10 @@ class NotificationsProjector:
     })
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        decided = await conn.fetchval(f"SELECT through FROM {ENQUEUED_TABLE}")
         batch = await _Batch.load(conn, events)
         for event in events:
+            batch.deciding = event.position > decided
             try:
                 self._apply(batch, event)
             except (KeyError, TypeError, ValueError):
@@ -71,6 +76,8 @@ class NotificationsProjector:
                 log.exception("notification skipped: unexpected event data",
                               extra={"position": event.position, "type": event.type})
         await batch.write(conn)
+        if events[-1].position > decided:
+            await conn.execute(f"UPDATE {ENQUEUED_TABLE} SET through = $1", events[-1].position)
 
     def _apply(self, batch: _Batch, event: RecordedEvent) -> None:
         d, key = event.data, cause_key(event)
@@ -120,6 +127,8 @@ class NotificationsProjector:
         self, batch: _Batch, key: str, template: str, booking_id: UUID,
         customer_id: str | None = None, **extra: Any,
     ) -> None:
+        if not batch.deciding:
+            return
         email = booking_email(key, template, booking_id, batch.bookings.get(booking_id),
                               customer_id, extra, IMMEDIATELY)
         if email is not None:
@@ -139,6 +148,7 @@ class _Batch:
         self.items, self.concierges, self.timers = items, concierges, timers
         self.remembered: list[tuple[Any, ...]] = []  # new notif_bookings rows
         self.emails: list[tuple[Any, ...]] = []  # outbox rows, in event order
+        self.deciding = True  # False: the event's emails were decided before (a rebuild)
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> _Batch:
@@ -151,7 +161,8 @@ class _Batch:
         )
 
     def enqueue(self, *args: Any) -> None:
-        self.emails.append(enqueue_args(*args))
+        if self.deciding:
+            self.emails.append(enqueue_args(*args))
 
     def remember(self, event: RecordedEvent) -> None:
         """What the emails of a held booking need (ON CONFLICT DO NOTHING)."""

@@ -23,6 +23,7 @@ OUTBOX_TABLE = "notif_outbox"
 BOOKINGS_TABLE = "notif_bookings"
 TIMERS_TABLE = "notif_timers"
 STATS_TABLE = "notif_stats"
+ENQUEUED_TABLE = "notif_enqueued"  # the last position whose emails were decided
 # Symbolic recipients, resolved at delivery: ops and legal from settings; an account's
 # address (and name) from auth_accounts / acc_accounts, so the outbox holds no address of a
 # customer and an erased account's pending emails are never sent.

@@ -134,6 +134,17 @@ async def test_a_booking_journey_sends_exactly_the_expected_emails_once_each(
     assert (await _settle(client)).sent == 0
     assert len(inbox.messages) == len(expected)
     assert {row["status"] for row in await _outbox(client)} == {"sent"}
+    # Sent emails purged from the outbox are not queued again by a later rebuild.
+    async with app[DATABASE].acquire() as conn:
+        await conn.execute("DELETE FROM notif_outbox")
+        await reset(conn, projector)
+    await catch_up(app[DATABASE], projector)
+    assert await _outbox(client) == []
+    # ...while an event after the rebuild still gets its email.
+    await _payment_event(client, "Payment.Refunded", booking, customer, key="late")
+    await _settle(client)
+    await inbox.wait_for(len(expected) + 1)
+    assert inbox.templates().count("refund_processed") == 2
 
 
 async def test_a_reminder_24_hours_before_the_start_and_none_once_cancelled(

@@ -292,6 +292,8 @@ async def _outbox_order(db: Database) -> list[str]:
 async def _reset(db: Database, tables: Sequence[str]) -> None:
     async with db.acquire() as conn:
         await conn.execute(f"TRUNCATE {', '.join(tables)}")
+        if "notif_outbox" in tables:  # an empty outbox: emails are decided afresh
+            await conn.execute("UPDATE notif_enqueued SET through = 0")
 
 
 PROJECTORS = [DueTasksProjector, NotificationsProjector, PaymentsProjector, BookingsProjector,
