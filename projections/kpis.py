@@ -63,11 +63,12 @@ _COUNT_MOVES = (
 )
 _INSERT_BOOKINGS = (
     f"WITH added AS (INSERT INTO {BOOKINGS_TABLE} (booking_id, customer_id, item_id,"
-    " category, location, time_zone, currency, total_due, status, held_at, starts_at,"
-    " ends_at) SELECT b, c, i, cat, loc, tz, cur, due, 'held', h, s, e FROM unnest("
+    " category, location, time_zone, currency, total_due, held_at, starts_at, ends_at,"
+    " status, confirmed_at, cancelled_at, amount_paid, paid, refunded) SELECT * FROM unnest("
     "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])"
-    " AS r(b, c, i, cat, loc, tz, cur, due, h, s, e) ON CONFLICT DO NOTHING RETURNING status),"
+    " $8::bigint[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[],"
+    " $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[])"
+    " ON CONFLICT DO NOTHING RETURNING status),"
     " moves AS (SELECT status, 1 AS n FROM added) " + _COUNT_MOVES
 )
 _UPDATE_BOOKINGS = (
@@ -98,14 +99,23 @@ _UPSERT_TOTALS = (
 
 class _Batch:
     """A batch's changes, gathered in memory and written with four statements: new
-    bookings, moved bookings (each with the live counts), daily facts, daily totals."""
+    bookings, moved bookings (each with the live counts), daily facts, daily totals.
+    A booking held in the batch is written once, with what later events did to it."""
 
     def __init__(self) -> None:
-        self.inserts: list[tuple[Any, ...]] = []
+        # booking -> its fixed facts, and its changes (as in ``updates``) since the hold
+        self.inserts: dict[UUID, tuple[tuple[Any, ...], list[Any]]] = {}
         self.updates: dict[UUID, list[Any]] = {}  # status, confirmed, cancelled, paid, +, +
         self.daily: dict[tuple[Any, ...], list[int]] = {}
 
+    def hold(self, booking: UUID, facts: tuple[Any, ...]) -> None:
+        if booking not in self.inserts:  # ON CONFLICT DO NOTHING
+            self.inserts[booking] = (facts, ["held", None, None, None, 0, 0])
+
     def update(self, booking: UUID) -> list[Any]:
+        held = self.inserts.get(booking)
+        if held is not None:
+            return held[1]
         return self.updates.setdefault(booking, [None, None, None, None, 0, 0])
 
     def add(self, dims: Dims, currency: str, at: str, **counters: int) -> None:
@@ -119,7 +129,10 @@ class _Batch:
 
     async def write(self, conn: asyncpg.Connection) -> None:
         if self.inserts:
-            await conn.execute(_INSERT_BOOKINGS, *as_columns(self.inserts))
+            await conn.execute(_INSERT_BOOKINGS, *as_columns([
+                (booking, *facts, status, confirmed, cancelled, amount_paid or 0, paid, refunded)
+                for booking, (facts, (status, confirmed, cancelled, amount_paid, paid, refunded))
+                in self.inserts.items()]))
         if self.updates:
             await conn.execute(_UPDATE_BOOKINGS, *as_columns(
                 [(b, *v) for b, v in self.updates.items()]))
@@ -185,8 +198,8 @@ class KpisProjector:
             dims = (q["category"], q["location_code"], UUID(d["item_id"]),
                     q.get("time_zone") or "UTC", q["currency"])
             self._dims[booking] = dims
-            batch.inserts.append((
-                booking, UUID(d["customer_id"]), dims[2], dims[0], dims[1], dims[3],
+            batch.hold(booking, (
+                UUID(d["customer_id"]), dims[2], dims[0], dims[1], dims[3],
                 q["currency"], q["total_due"], datetime.fromisoformat(d["held_at"]),
                 datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])))
             batch.add(dims, q["currency"], d["held_at"], held=1)

@@ -42,7 +42,8 @@ _UPDATE_PROFILE = (
                 for c in ("status", "tier", "tier_reason", "points", "updated_at"))
 )
 _BOOKING_COLUMNS = ("booking_id", "customer_id", "item_id", "category", "location",
-                    "currency", "total_due", "held_at", "starts_at", "ends_at", "status")
+                    "currency", "total_due", "held_at", "starts_at", "ends_at", "status",
+                    "paid", "refunded")
 _UPDATE_BOOKING = ("status = coalesce(u.status, t.status), paid = t.paid + u.paid,"
                    " refunded = t.refunded + u.refunded")
 _UPSERT_SPEND = (
@@ -72,7 +73,9 @@ class _Batch:
     def __init__(self) -> None:
         self.customers: dict[UUID, datetime | None] = {}  # ensure rows (registered at)
         self.profiles: dict[UUID, list[Any]] = {}
-        self.bookings: list[tuple[Any, ...]] = []
+        # held in the batch: the booking's facts, and its changes since (status, +paid,
+        # +refunded), written with it; ``booking_updates`` for those held before
+        self.bookings: dict[UUID, tuple[tuple[Any, ...], list[Any]]] = {}
         self.booking_updates: dict[UUID, list[Any]] = {}
         self.spend: dict[tuple[UUID, str], list[int]] = {}
         self.favourites: dict[tuple[UUID, str, str], int] = {}
@@ -96,7 +99,14 @@ class _Batch:
             row = self.profiles[customer] = [0] * len(_COUNTERS) + [None] * 6
         return row
 
+    def hold(self, booking: UUID, facts: tuple[Any, ...]) -> None:
+        if booking not in self.bookings:  # ON CONFLICT DO NOTHING
+            self.bookings[booking] = (facts, ["held", 0, 0])
+
     def booking(self, booking: UUID) -> list[Any]:
+        held = self.bookings.get(booking)
+        if held is not None:
+            return held[1]
         return self.booking_updates.setdefault(booking, [None, 0, 0])
 
     def spent(self, customer: UUID, currency: str) -> list[int]:
@@ -109,8 +119,8 @@ class _Batch:
                            for c, at in self.customers.items()], _ENSURE)
         await update_rows(conn, PROFILES_TABLE, _PROFILE_COLUMNS, [
             (c, *v, self.touched.get(c)) for c, v in self.profiles.items()], _UPDATE_PROFILE)
-        await insert_rows(conn, BOOKINGS_TABLE, _BOOKING_COLUMNS,
-                          [(*b, "held") for b in self.bookings])
+        await insert_rows(conn, BOOKINGS_TABLE, _BOOKING_COLUMNS, [
+            (booking, *facts, *change) for booking, (facts, change) in self.bookings.items()])
         await update_rows(conn, BOOKINGS_TABLE, ("booking_id", "status", "paid", "refunded"),
                           [(b, *v) for b, v in self.booking_updates.items()], _UPDATE_BOOKING)
         await insert_rows(conn, SPEND_TABLE,
@@ -203,8 +213,8 @@ class ProfilesProjector:
             held_at = datetime.fromisoformat(d["held_at"])
             self._dims[booking] = (customer, q["category"], q["location_code"], q["currency"],
                                    held_at)
-            batch.bookings.append((
-                booking, customer, UUID(d["item_id"]), q["category"], q["location_code"],
+            batch.hold(booking, (
+                customer, UUID(d["item_id"]), q["category"], q["location_code"],
                 q["currency"], q["total_due"], held_at, datetime.fromisoformat(d["start"]),
                 datetime.fromisoformat(d["end"])))
             batch.profile(customer)[0] += 1

@@ -24,8 +24,10 @@ from projections.availability import AvailabilityProjector
 from projections.bookings import BookingsProjector
 from projections.calendar import CalendarProjector
 from projections.due_tasks import DueTasksProjector
+from projections.kpis import KpisProjector
 from projections.notifications import NotificationsProjector
 from projections.payments import PaymentsProjector
+from projections.profiles import ProfilesProjector
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 Step = tuple[UUID, str, dict[str, Any]]  # stream, type, data
@@ -297,7 +299,7 @@ async def _reset(db: Database, tables: Sequence[str]) -> None:
 
 
 PROJECTORS = [DueTasksProjector, NotificationsProjector, PaymentsProjector, BookingsProjector,
-              CalendarProjector, AvailabilityProjector]
+              CalendarProjector, AvailabilityProjector, KpisProjector, ProfilesProjector]
 
 
 @pytest.mark.parametrize("projector_type", PROJECTORS, ids=lambda p: p.__name__)
