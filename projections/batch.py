@@ -82,7 +82,7 @@ class RowChanges:
                 f"DELETE FROM {self.table} WHERE {self.key} = ANY($1)", list(self._deleted))
         inserted = (row for k in self._inserted if (row := self._rows[k]) is not None)
         for columns, rows in _by_columns((row, row.keys()) for row in inserted).items():
-            await insert_rows(conn, self.table, columns, rows)
+            await insert_new_rows(conn, self.table, columns, rows)
         updates = _by_columns((row, (self.key, *changed))
                               for k, changed in self._changed.items()
                               if changed and (row := self._rows[k]) is not None)
@@ -129,14 +129,33 @@ def as_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
 
 
 async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                      rows: Sequence[tuple[Any, ...]], conflict: str = "DO NOTHING") -> None:
-    """INSERT ``rows`` .. ON CONFLICT ``conflict`` (a ``DO UPDATE`` reads ``EXCLUDED``):
-    one statement. A ``DO UPDATE`` needs at most one row per key."""
+                      rows: Sequence[tuple[Any, ...]], conflict: str | None = "DO NOTHING"
+                      ) -> None:
+    """INSERT ``rows`` .. ON CONFLICT ``conflict`` (a ``DO UPDATE`` reads ``EXCLUDED``;
+    None: a conflict is an error): one statement. A ``DO UPDATE`` needs at most one row
+    per key."""
     if not rows:
         return
     source, arrays = await _unnest(conn, table, columns, rows)
     await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source}"
-                       f" ON CONFLICT {conflict}", *arrays)
+                       + (f" ON CONFLICT {conflict}" if conflict else ""), *arrays)
+
+
+COPIED_ROWS = 1000  # from this many new rows, one binary COPY writes them
+
+
+async def insert_new_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+                          rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` whose keys the projector knows are new: a conflict is an error.
+
+    Many go as one binary COPY: asyncpg encodes rows for a COPY at about a third of the
+    cost of the same values as arrays, and PostgreSQL writes them at about half the cost
+    of an INSERT (pages filled many rows at a time, no check for conflicts first). A
+    rebuild writes millions (bench/projections)."""
+    if len(rows) >= COPIED_ROWS:
+        await conn.copy_records_to_table(table, records=rows, columns=columns)
+    else:
+        await insert_rows(conn, table, columns, rows, conflict=None)
 
 
 async def update_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],

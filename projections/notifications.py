@@ -42,7 +42,7 @@ from midas.notifications.outbox import (
     reminder_key,
     unknown_booking,
 )
-from projections.batch import RowChanges, insert_rows
+from projections.batch import RowChanges, insert_new_rows, insert_rows
 
 log = logging.getLogger(__name__)
 NAME = "notifications"
@@ -185,8 +185,8 @@ class _Batch:
             self.remembered.append((event.stream_id, customer, text))
 
     async def write(self, conn: asyncpg.Connection) -> None:
-        await insert_rows(conn, BOOKINGS_TABLE, ("booking_id", "customer_id", "context"),
-                          self.remembered)
+        await insert_new_rows(conn, BOOKINGS_TABLE, ("booking_id", "customer_id", "context"),
+                              self.remembered)  # those not remembered yet
         await self.timers.write(conn)
         await insert_rows(conn, OUTBOX_TABLE, ENQUEUE_COLUMNS, self.emails,
                           "(dedupe_key) DO NOTHING")

@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 
 from midas.eventstore import RecordedEvent
-from projections.batch import Row, RowChanges, insert_rows
+from projections.batch import Row, RowChanges, insert_new_rows
 
 BALANCES_TABLE, ENTRIES_TABLE = "pay_balances", "pay_entries"
 _MONEY_KEYS = ("booking_id", "customer_id", "amount", "currency", "provider", "reference")
@@ -67,7 +67,7 @@ class PaymentsProjector:
                 d.get("currency"), d.get("provider"), d.get("reference"),
                 orjson.dumps(detail).decode(), event.recorded_at))
         await balances.write(conn)
-        await insert_rows(conn, ENTRIES_TABLE, _ENTRY_COLUMNS, entries)
+        await insert_new_rows(conn, ENTRIES_TABLE, _ENTRY_COLUMNS, entries)  # one per event
 
 
 def _balance_update(kind: str, d: dict[str, Any], balance: Row) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pytest
 
 from midas.eventstore import Database, RecordedEvent
 from midas.projection import DeferredWrites, Projector
+from projections import batch as row_batches
 from projections.availability import AvailabilityProjector
 from projections.bookings import BookingsProjector
 from projections.calendar import CalendarProjector
@@ -304,7 +305,7 @@ PROJECTORS = [DueTasksProjector, NotificationsProjector, PaymentsProjector, Book
 
 @pytest.mark.parametrize("projector_type", PROJECTORS, ids=lambda p: p.__name__)
 async def test_one_big_batch_writes_what_one_event_per_batch_writes(
-    db: Database, projector_type: type
+    db: Database, projector_type: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     history = History(11, [UUID(int=n + 1) for n in range(4)],
                       [UUID(int=n + 100) for n in range(3)])
@@ -316,10 +317,12 @@ async def test_one_big_batch_writes_what_one_event_per_batch_writes(
     await _apply(db, projector, events, 1)
     expected, expected_order = await _rows(db, tables), await _outbox_order(db)
     assert any(expected.values())
-    for size in (7, 500):
+    copied = row_batches.COPIED_ROWS
+    for size, copied_rows in ((7, copied), (500, copied), (500, 2)):
+        monkeypatch.setattr(row_batches, "COPIED_ROWS", copied_rows)  # 2: new rows by COPY
         await _reset(db, tables)
         await _apply(db, projector, events, size)
-        assert await _rows(db, tables) == expected, f"batches of {size}"
+        assert await _rows(db, tables) == expected, f"batches of {size}, {copied_rows}"
         assert await _outbox_order(db) == expected_order
 
 
