@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing
 import os
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 from midas.config import Settings
 from midas.eventstore import Database
 from midas.logs import AccessLogger, configure_logging
-from midas.loop import event_loop_factory
+from midas.loop import event_loop_factory, settle_heap
 from midas.loop import run as run_loop
 from midas.projection import Projector
 
@@ -133,13 +132,8 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
 
 
 async def _settle_heap(_app: web.Application) -> None:
-    """Keep the garbage collector's pauses short under load (bench/booking: full
-    collections of ~100 ms, hence the p99): what start-up made lives as long as the
-    process, so it leaves the collector's view (gc.freeze), and collections run after
-    10,000 net allocations instead of 700 (most objects die by reference counting)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    """Keep the garbage collector's pauses short under load (``settle_heap``)."""
+    settle_heap()
 
 
 def _serve_many(settings: Settings, workers: int) -> None:

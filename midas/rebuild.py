@@ -63,9 +63,12 @@ async def catch_up_in_processes(
 def _catch_up_group(dsn: str, schema: str, names: list[str], batch_size: int,
                     master_key: SecretStr | None) -> None:
     """In a child process: catch the named projectors up, reading the log once."""
+    import projections  # noqa: F401  (imported before the heap is settled)
+    from midas.loop import settle_heap
     from midas.security.pii import configure_master_key
 
     configure_master_key(master_key)
+    settle_heap()
     asyncio.run(_catch_up(dsn, schema, names, batch_size))
 
 
