@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.batch import RowChanges
+from projections.batch import COPIED_ROWS, RowChanges
 
 TYPES = {"id": "bigint", "n": "bigint", "note": "text", "s": "text", "status": "text",
          "v": "text"}
@@ -18,6 +18,10 @@ class Recorder:
 
     async def execute(self, sql: str, *args: Any) -> str:
         self.calls.append((sql, args))
+        return ""
+
+    async def copy_records_to_table(self, table: str, *, records: Any, columns: Any) -> str:
+        self.calls.append(("COPY", (table, tuple(columns), list(records))))
         return ""
 
     async def fetch(self, sql: str, table: str) -> list[dict[str, str]]:
@@ -36,10 +40,10 @@ async def test_a_row_inserted_then_updated_is_one_insert_with_its_final_values()
     changes.insert(1, {"status": "held", "v": 1})
     changes.update(1, {"status": "confirmed", "v": 2})
     changes.update(1, {"status": "active", "v": 3, "note": "x"})
-    changes.insert(1, {"status": "held", "v": 9})  # ON CONFLICT DO NOTHING
+    changes.insert(1, {"status": "held", "v": 9})  # as ON CONFLICT DO NOTHING: nothing
     assert await _written(changes) == [(
         "INSERT INTO t (id, note, status, v) SELECT * FROM unnest($1::bigint[], $2::text[],"
-        " $3::text[], $4::text[]) AS u(id, note, status, v) ON CONFLICT DO NOTHING",
+        " $3::text[], $4::text[]) AS u(id, note, status, v)",
         ([1], ["x"], ["active"], [3]))]
 
 
@@ -65,6 +69,15 @@ async def test_deletes_come_first_and_a_deleted_row_can_be_inserted_again() -> N
     assert calls[0][0] == "DELETE FROM t WHERE id = ANY($1)"
     assert sorted(calls[0][1][0]) == [1, 2]
     assert calls[1:] == [(
-        "INSERT INTO t (id, v) SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, v)"
-        " ON CONFLICT DO NOTHING", ([1], ["new"]))]
+        "INSERT INTO t (id, v) SELECT * FROM unnest($1::bigint[], $2::text[]) AS u(id, v)",
+        ([1], ["new"]))]
     assert changes.get(1) == {"id": 1, "v": "new"} and changes.get(3) is None
+
+
+async def test_many_new_rows_go_as_one_copy() -> None:
+    changes = RowChanges("t", "id", {})
+    for n in range(COPIED_ROWS):
+        changes.insert(n, {"v": str(n)})
+    changes.update(0, {"v": "first"})
+    assert await _written(changes) == [
+        ("COPY", ("t", ("id", "v"), [(0, "first"), *((n, str(n)) for n in range(1, COPIED_ROWS))]))]
