@@ -369,7 +369,8 @@ class EventStore:
             plan = _plan(batch, state)
             last = plan.columns[0][-1] if plan.columns[0] else None
             if last is not None:
-                await conn.execute(_INSERT_SQL, *plan.columns, self._channel)
+                await conn.execute(_INSERT_SQL, *plan.columns, self._channel,
+                                   _announcement(last, plan.columns[1]))
                 for statement in plan.statements:
                     await conn.execute(statement.sql, *statement.args)
                 self._own_commits.add(last)
@@ -511,15 +512,10 @@ _STATE_SQL = (
     " array_agg((SELECT max(e.version) FROM events e WHERE e.stream_id = s.id) ORDER BY s.n)"
     " AS versions FROM unnest($1::uuid[]) WITH ORDINALITY AS s(id, n)"
 )
-_INSERT_SQL = (
+_INSERT_SQL = (  # the insert runs to completion though the query does not read it
     f"WITH inserted AS (INSERT INTO events ({_COLUMNS}) SELECT * FROM unnest("
     "$1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::jsonb[], $6::jsonb[],"
-    " $7::timestamptz[], $8::bytea[]) RETURNING position, stream_id)"
-    # The announcement: the commit's last position and its streams (short prefixes: a
-    # false match only costs a read), "*" when too many to list (payloads are small).
-    " SELECT pg_notify($9, max(position)::text || ' ' || CASE WHEN"
-    f" count(DISTINCT stream_id) <= {ANNOUNCED_STREAMS}"
-    " THEN string_agg(DISTINCT left(stream_id::text, 8), ' ') ELSE '*' END) FROM inserted"
+    " $7::timestamptz[], $8::bytea[])) SELECT pg_notify($9, $10)"
 )
 
 
@@ -531,7 +527,8 @@ _APPEND_IF_CURRENT_SQL = (
 
 
 def _announcement(last: int, streams: list[UUID]) -> str:
-    """What _INSERT_SQL announces: the last position, then the streams' prefixes."""
+    """What a commit announces: its last position, then its streams (short prefixes: a
+    false match only costs a read), "*" when too many to list (payloads are small)."""
     prefixes = {str(stream)[:8] for stream in streams}
     return f"{last} {' '.join(prefixes) if len(set(streams)) <= ANNOUNCED_STREAMS else '*'}"
 
