@@ -14,12 +14,12 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-import uvloop
 
 from midas.config import ROOT, Settings
 from midas.eventstore import Database, EventStore
 from midas.eventstore.migrate import migrate
 from midas.http.auth import Role, issue_access_token
+from midas.loop import event_loop_factory
 
 MIGRATIONS = ROOT / "migrations"
 
@@ -27,8 +27,8 @@ MIGRATIONS = ROOT / "migrations"
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Tests run on the event loop the service runs on (midas.cli.event_loop_factory)."""
-    return {"uvloop": uvloop.new_event_loop}
+    """Tests run on the event loop the service runs on."""
+    return {"uvloop": event_loop_factory(Settings.model_fields["event_loop"].default)}
 
 
 @pytest.fixture(scope="session")
