@@ -22,6 +22,7 @@ import asyncpg
 from midas.eventstore.database import Database, is_unavailable
 from midas.eventstore.notifier import Notifier
 from midas.eventstore.store import EVENTS_CHANNEL, RecordedEvent, head_position, read_all
+from midas.indexes import build_deferred_indexes
 
 log = logging.getLogger(__name__)
 CHECKPOINTS_CHANNEL = "checkpoints"
@@ -31,7 +32,9 @@ class Projector(Protocol):
     """Events reach ``apply`` without their metadata (``{}``) unless the projector has
     ``wants_metadata = True`` (process managers: their commands carry the causing event's
     correlation id). Columns that something other than events writes may be listed in
-    ``unverified_columns``: ``midas projections verify`` does not compare them."""
+    ``unverified_columns``: ``midas projections verify`` does not compare them. A
+    non-unique index that ``apply`` reads by is named in ``indexes_read``: a rebuild
+    keeps it, and builds the others after the rows (``midas.indexes``)."""
 
     name: str
     handles: frozenset[str]  # event types; the rest of the log is skipped
@@ -334,12 +337,14 @@ class ProjectionRunner:
                 await self._sleep(self._linger_s)
 
     async def _claim(self, conn: asyncpg.Connection) -> None:
-        """Take the leader lock of every projector no other process leads."""
+        """Take the leader lock of every projector no other process leads (and build
+        the indexes a rebuild cut short left deferred)."""
         for projector in self.projectors:
             if projector not in self._led and await conn.fetchval(
                 "SELECT pg_try_advisory_lock($1)",
                 self.db.lock_key(f"projection:{projector.name}"),
             ):
+                await build_deferred_indexes(conn, [projector.name])
                 self._led.append(projector)
 
     async def _cycle(self, conn: asyncpg.Connection) -> tuple[bool, bool]:

@@ -41,6 +41,7 @@ class DueTasksProjector:
     tables = (DUE_TASKS_TABLE,)
     # Written by the scheduler and the clock, not by events: `projections verify` skips them.
     unverified_columns = ("attempts", "last_error", "created_at")
+    indexes_read = frozenset({"due_tasks_aggregate"})  # a booking's tasks, each batch
     handles = frozenset({
         "Booking.Held", "Booking.Confirmed", "Booking.Expired", "Booking.CheckedOut",
         "Booking.CheckedIn", "Booking.Cancelled",

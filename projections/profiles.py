@@ -139,6 +139,7 @@ class ProfilesProjector:
     name = "profiles"
     tables = (PROFILES_TABLE, BOOKINGS_TABLE, SPEND_TABLE, FAVOURITES_TABLE, POINTS_TABLE,
               NOTES_TABLE)
+    indexes_read = frozenset({"cust_notes_customer"})  # an erased customer's notes
     handles = frozenset({
         "Account.Registered", "Account.Deactivated",
         "Account.Erased", "Account.TierRaised", "Account.TierSet",

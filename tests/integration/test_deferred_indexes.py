@@ -1,0 +1,126 @@
+"""A rebuild from empty builds read models' query indexes after their rows, and one cut
+short leaves them on record for the projection's next leader."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench.projections import generate_history
+from midas.eventstore import Database, EventStore
+from midas.eventstore.notifier import Notifier
+from midas.eventstore.store import EVENTS_CHANNEL
+from midas.indexes import build_deferred_indexes, defer_indexes
+from midas.projection import ProjectionRunner, catch_up, reset
+from midas.rebuild import catch_up_in_processes
+from projections import all_projectors
+from projections.due_tasks import DueTasksProjector
+from projections.kpis import KpisProjector
+
+_INDEXES_SQL = (
+    "SELECT c.relname AS name, c.oid, i.indisunique AS is_unique,"
+    " pg_get_indexdef(i.indexrelid) AS definition"
+    " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " JOIN pg_class t ON t.oid = i.indrelid"
+    " WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1::text[])"
+)
+
+
+async def _indexes(db: Database, tables: list[str]) -> dict[str, tuple[int, bool, str]]:
+    async with db.acquire() as conn:
+        return {r["name"]: (r["oid"], r["is_unique"], r["definition"])
+                for r in await conn.fetch(_INDEXES_SQL, tables)}
+
+
+async def _deferred(db: Database) -> list[str]:
+    async with db.acquire() as conn:
+        return [r["name"] for r in await conn.fetch(
+            "SELECT name FROM deferred_indexes ORDER BY name")]
+
+
+async def test_a_rebuild_from_empty_builds_query_indexes_anew_and_keeps_the_others(
+    db: Database, store: EventStore
+) -> None:
+    _, appends = generate_history(60, customers=12, items=5, per_append=50)
+    for append in appends:
+        await store.append(append)
+    projectors = all_projectors()
+    tables = [t for p in projectors for t in p.tables]
+    before = await _indexes(db, tables)
+
+    await catch_up_in_processes(db, projectors, processes=2, batch_size=50)
+
+    after = await _indexes(db, tables)
+    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    rebuilt = {n for n in after if after[n][0] != before[n][0]}
+    kept = {"due_tasks_aggregate", "cust_notes_customer"}  # read by their projectors
+    assert rebuilt == {n for n, (_, unique, _) in before.items()
+                       if not unique and n not in kept}
+    assert {"kpi_bookings_status", "bk_bookings_customer", "pay_entries_booking"} <= rebuilt
+    assert await _deferred(db) == []
+
+
+async def test_a_projection_behind_is_caught_up_with_its_indexes_in_place(
+    db: Database, store: EventStore
+) -> None:
+    _, appends = generate_history(20, customers=5, items=3, per_append=50)
+    for append in appends:
+        await store.append(append)
+    projector = KpisProjector()
+    await catch_up(db, projector)  # position > 0: not a rebuild from empty
+    before = await _indexes(db, list(projector.tables))
+    _, appends = generate_history(5, customers=2, items=2, seed=8, per_append=50)
+    for append in appends:
+        await store.append(append)
+
+    await catch_up_in_processes(db, [projector], processes=1)
+
+    assert await _indexes(db, list(projector.tables)) == before
+
+
+async def test_the_next_leader_builds_the_indexes_a_cut_short_rebuild_left(
+    db: Database, store: EventStore
+) -> None:
+    projector = DueTasksProjector()
+    tables = list(projector.tables)
+    before = await _indexes(db, tables)
+    async with db.acquire() as conn:
+        await reset(conn, projector)
+        assert await defer_indexes(conn, projector) == ["due_tasks_due"]
+    assert set(await _indexes(db, tables)) == set(before) - {"due_tasks_due"}
+    assert await _deferred(db) == ["due_tasks_due"]
+
+    notifier = Notifier(db, [EVENTS_CHANNEL])
+    runner = ProjectionRunner(db, [projector], notifier, poll_interval_s=0.05)
+    runner.start()
+    try:
+        for _ in range(100):
+            if runner.is_leader:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+        await notifier.stop()
+    after = await _indexes(db, tables)
+    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    assert await _deferred(db) == []
+
+
+async def test_indexes_are_built_once_and_only_for_the_projections_named(db: Database) -> None:
+    due_tasks, kpis = DueTasksProjector(), KpisProjector()
+    async with db.acquire() as conn:
+        deferred = await defer_indexes(conn, kpis)
+        await defer_indexes(conn, due_tasks)
+        assert sorted(deferred) == ["kpi_bookings_item", "kpi_bookings_on_books_until",
+                                    "kpi_bookings_start", "kpi_bookings_status"]
+        assert await build_deferred_indexes(conn, ["kpis"]) == deferred
+        assert await build_deferred_indexes(conn, ["kpis"]) == []
+    assert await _deferred(db) == ["due_tasks_due"]
+
+
+async def test_the_indexes_projectors_read_by_are_their_tables_query_indexes(
+    db: Database
+) -> None:
+    for projector in all_projectors():
+        named = set(getattr(projector, "indexes_read", ()))
+        indexes = await _indexes(db, list(projector.tables))
+        assert named <= {n for n, (_, unique, _) in indexes.items() if not unique}, projector
