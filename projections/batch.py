@@ -12,10 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
+from midas.eventstore import RecordedEvent
+
 Row = dict[str, Any]
+
+
+def begun(events: Iterable[RecordedEvent]) -> set[UUID]:
+    """Streams whose first event is among ``events``: what a batch would read back about
+    such a stream, its first event gives first (in a rebuild, most streams begin in the
+    batch that reads them, and looking them up found nothing)."""
+    return {e.stream_id for e in events if e.version == 1}
 
 
 class RowChanges:

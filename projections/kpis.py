@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from midas.eventstore import RecordedEvent
-from projections.batch import as_columns, insert_rows
+from projections.batch import as_columns, begun, insert_rows
 
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
@@ -176,13 +176,13 @@ class KpisProjector:
                          ) -> None:
         if len(self._dims) > DIMS_CACHE:
             self._dims.clear()  # bounded memory; misses are read back, one query a batch
-        missing = set()
+        missing, new = set(), begun(e for e in events if e.type.startswith("Booking."))
         for e in events:
             if e.type == "Booking.Held":
                 continue
             booking = e.stream_id if e.type.startswith("Booking.") else UUID(
                 e.data["booking_id"])
-            if booking not in self._dims:
+            if booking not in self._dims and booking not in new:
                 missing.add(booking)
         if missing:
             for r in await conn.fetch(

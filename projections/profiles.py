@@ -18,7 +18,7 @@ import asyncpg
 from midas.domain.accounts import ERASED, Account
 from midas.eventstore import RecordedEvent
 from midas.security.pii import open_events, personal_paths
-from projections.batch import insert_rows, update_rows
+from projections.batch import begun, insert_rows, update_rows
 
 PROFILES_TABLE = "cust_profiles"
 BOOKINGS_TABLE = "cust_bookings"
@@ -169,9 +169,10 @@ class ProfilesProjector:
                          ) -> None:
         if len(self._dims) > DIMS_CACHE:
             self._dims.clear()  # bounded memory; misses are read back, one query a batch
-        missing = {e.stream_id for e in events
-                   if e.type.startswith("Booking.") and e.type != "Booking.Held"
-                   and e.stream_id not in self._dims}
+        bookings = [e for e in events if e.type.startswith("Booking.")]
+        new = begun(bookings)
+        missing = {e.stream_id for e in bookings if e.type != "Booking.Held"
+                   and e.stream_id not in self._dims and e.stream_id not in new}
         if missing:
             for r in await conn.fetch(
                 f"SELECT booking_id, customer_id, category, location, currency, held_at"
