@@ -123,8 +123,9 @@ async def apply_batch(
         end = head if len(events) < batch_size else events[-1].position
         writes = DeferredWrites(conn)
         for projector in lagging:
-            after = at.get(projector.name, 0)
-            mine = [e for e in events if e.position > after and e.type in projector.handles]
+            after, handles = at.get(projector.name, 0), projector.handles
+            mine = ([e for e in events if e.type in handles] if after == start else
+                    [e for e in events if e.position > after and e.type in handles])
             if mine:
                 await projector.apply(writes, mine)  # type: ignore[arg-type]
         await writes.flush()

@@ -27,6 +27,7 @@ from midas.eventstore.notifier import Notifier
 
 log = logging.getLogger(__name__)
 _loads = codec.decode
+_new_tuple = tuple.__new__
 
 EVENTS_CHANNEL = "events"
 ANNOUNCED_STREAMS = 500  # streams listed in a commit's announcement, at most
@@ -593,9 +594,9 @@ async def read_all(
             " ORDER BY position LIMIT $2",
             after, limit, list(types),
         )
-    if bare:
-        return [RecordedEvent(position, stream_id, version, type_, _loads(data), {},
-                              recorded_at, b"")
+    if bare:  # tuple.__new__: a named tuple's own __new__ is a Python call per event
+        return [_new_tuple(RecordedEvent, (position, stream_id, version, type_, _loads(data),
+                                           {}, recorded_at, b""))
                 for position, stream_id, version, type_, data, recorded_at in rows]
     return [RecordedEvent.from_row(r) for r in rows]
 
