@@ -18,7 +18,7 @@ import asyncpg
 from midas.domain.accounts import ERASED, Account
 from midas.eventstore import RecordedEvent
 from midas.security.pii import open_events, personal_paths
-from projections.batch import begun, insert_rows, update_rows
+from projections.batch import as_columns, begun, insert_rows, update_rows
 
 PROFILES_TABLE = "cust_profiles"
 BOOKINGS_TABLE = "cust_bookings"
@@ -29,17 +29,32 @@ NOTES_TABLE = "cust_notes"
 _PERSONAL = personal_paths([Account])
 DIMS_CACHE = 50_000  # bookings whose fixed facts are kept in memory
 
-_ENSURE = ("(customer_id) DO UPDATE SET registered_at ="
-           f" coalesce(EXCLUDED.registered_at, {PROFILES_TABLE}.registered_at)")
 _COUNTERS = ("bookings", "confirmed", "completed", "cancelled", "expired")
-_PROFILE_COLUMNS = ("customer_id", *_COUNTERS, "first_booking_at", "last_booking_at",
-                    "status", "tier", "tier_reason", "points", "updated_at")
-_UPDATE_PROFILE = (
-    ", ".join(f"{c} = t.{c} + u.{c}" for c in _COUNTERS)
+_PROFILE_COLUMNS = ("customer_id", "ensure", "registered_at", "first_seen", *_COUNTERS,
+                    "first_booking_at", "last_booking_at", "status", "tier", "tier_reason",
+                    "points", "updated_at")
+_PROFILE_TYPES = ("uuid", "boolean", "timestamptz", "timestamptz", *["integer"] * 5,
+                  "timestamptz", "timestamptz", "text", "text", "text", "bigint", "timestamptz")
+# One statement for a batch's profiles: a customer the batch registered, booked or paid
+# for is created if need be ("ensure"); Deactivated and Erased only change an existing
+# row (staff accounts have none). New rows take the table's defaults where the batch
+# set nothing.
+_MERGE_PROFILES = (
+    f"MERGE INTO {PROFILES_TABLE} t USING (SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_PROFILE_TYPES, start=1))
+    + f") AS u({', '.join(_PROFILE_COLUMNS)})) u ON t.customer_id = u.customer_id"
+    " WHEN MATCHED THEN UPDATE SET registered_at = coalesce(u.registered_at, t.registered_at), "
+    + ", ".join(f"{c} = t.{c} + u.{c}" for c in _COUNTERS)
     + ", first_booking_at = LEAST(t.first_booking_at, u.first_booking_at),"
     " last_booking_at = GREATEST(t.last_booking_at, u.last_booking_at), "
     + ", ".join(f"{c} = coalesce(u.{c}, t.{c})"
                 for c in ("status", "tier", "tier_reason", "points", "updated_at"))
+    + " WHEN NOT MATCHED AND u.ensure THEN INSERT (customer_id, registered_at, "
+    + ", ".join(_COUNTERS) + ", first_booking_at, last_booking_at, status, tier, tier_reason,"
+    " points, updated_at) VALUES (u.customer_id, u.registered_at, "
+    + ", ".join(f"u.{c}" for c in _COUNTERS) + ", u.first_booking_at, u.last_booking_at,"
+    " coalesce(u.status, 'active'), coalesce(u.tier, 'standard'), u.tier_reason,"
+    " coalesce(u.points, 0), coalesce(u.updated_at, u.first_seen))"
 )
 _BOOKING_COLUMNS = ("booking_id", "customer_id", "item_id", "category", "location",
                     "currency", "total_due", "held_at", "starts_at", "ends_at", "status",
@@ -65,6 +80,10 @@ _COUNT = {  # booking event -> profile counter
 _STATUS = {"Booking.Confirmed": "confirmed", "Booking.CheckedOut": "active",
            "Booking.CheckedIn": "completed", "Booking.Cancelled": "cancelled",
            "Booking.Expired": "expired"}
+
+
+_UNCHANGED = (0,) * len(_COUNTERS) + (None,) * 6  # counters..., first, last, status, tier,
+# reason, points
 
 
 class _Batch:
@@ -95,8 +114,8 @@ class _Batch:
             self.first_seen.setdefault(customer, self.at)
             self.touched[customer] = self.at
         row = self.profiles.get(customer)
-        if row is None:  # counters..., first, last, status, tier, reason, points
-            row = self.profiles[customer] = [0] * len(_COUNTERS) + [None] * 6
+        if row is None:
+            row = self.profiles[customer] = list(_UNCHANGED)
         return row
 
     def hold(self, booking: UUID, facts: tuple[Any, ...]) -> None:
@@ -114,11 +133,12 @@ class _Batch:
 
     async def write(self, conn: Any) -> None:
         """One statement per table and kind of change (unnest: one row per key)."""
-        await insert_rows(conn, PROFILES_TABLE, ("customer_id", "registered_at", "updated_at"),
-                          [(c, at, self.first_seen.get(c) or at or self.at)
-                           for c, at in self.customers.items()], _ENSURE)
-        await update_rows(conn, PROFILES_TABLE, _PROFILE_COLUMNS, [
-            (c, *v, self.touched.get(c)) for c, v in self.profiles.items()], _UPDATE_PROFILE)
+        if self.customers or self.profiles:
+            await conn.execute(_MERGE_PROFILES, *as_columns([
+                (c, c in self.customers, at := self.customers.get(c),
+                 self.first_seen.get(c) or at or self.at, *self.profiles.get(c, _UNCHANGED),
+                 self.touched.get(c))
+                for c in {**self.customers, **self.profiles}]))
         await insert_rows(conn, BOOKINGS_TABLE, _BOOKING_COLUMNS, [
             (booking, *facts, *change) for booking, (facts, change) in self.bookings.items()])
         await update_rows(conn, BOOKINGS_TABLE, ("booking_id", "status", "paid", "refunded"),
