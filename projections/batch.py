@@ -124,7 +124,7 @@ async def column_types(conn: asyncpg.Connection, table: str) -> dict[str, str]:
     return types
 
 
-async def _unnest(conn: asyncpg.Connection, table: str, columns: Sequence[str],
+async def unnest_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
                   rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
     """``unnest($1::t1[], ...) AS u(c1, ...)`` and its arrays: a whole batch of rows as
     one statement's parameters, which PostgreSQL applies far cheaper than row by row."""
@@ -146,7 +146,7 @@ async def insert_rows(conn: asyncpg.Connection, table: str, columns: Sequence[st
     per key."""
     if not rows:
         return
-    source, arrays = await _unnest(conn, table, columns, rows)
+    source, arrays = await unnest_rows(conn, table, columns, rows)
     await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {source}"
                        + (f" ON CONFLICT {conflict}" if conflict else ""), *arrays)
 
@@ -176,7 +176,7 @@ async def update_rows(conn: asyncpg.Connection, table: str, columns: Sequence[st
     if not rows:
         return
     key, *rest = columns
-    source, arrays = await _unnest(conn, table, columns, rows)
+    source, arrays = await unnest_rows(conn, table, columns, rows)
     assignments = assignments or ", ".join(f"{c} = u.{c}" for c in rest)
     await conn.execute(f"UPDATE {table} t SET {assignments} FROM {source}"
                        f" WHERE t.{key} = u.{key}", *arrays)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from midas.eventstore import RecordedEvent
-from projections.batch import as_columns, begun, insert_rows
+from projections.batch import as_columns, begun, unnest_rows
 
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
@@ -95,11 +95,20 @@ _UPSERT_TOTALS = (
     "(day, currency) DO UPDATE SET "
     + ", ".join(f"{c} = {TOTALS_TABLE}.{c} + EXCLUDED.{c}" for c in COUNTERS)
 )
+# The batch's daily facts, and their sums per day and currency added to the totals.
+_UPSERT_DAILY_AND_TOTALS = (
+    "WITH d AS (SELECT * FROM {source}),"
+    f" daily AS (INSERT INTO {DAILY_TABLE} ({', '.join((*_DAILY_KEY, *COUNTERS))})"
+    f" SELECT * FROM d ON CONFLICT {_UPSERT_DAILY})"
+    f" INSERT INTO {TOTALS_TABLE} (day, currency, {', '.join(COUNTERS)})"
+    f" SELECT day, currency, {', '.join(f'sum({c})' for c in COUNTERS)} FROM d"
+    f" GROUP BY day, currency ON CONFLICT {_UPSERT_TOTALS}"
+)
 
 
 class _Batch:
-    """A batch's changes, gathered in memory and written with four statements: new
-    bookings, moved bookings (each with the live counts), daily facts, daily totals.
+    """A batch's changes, gathered in memory and written with three statements: new
+    bookings, moved bookings (each with the live counts), daily facts (with the totals).
     A booking held in the batch is written once, with what later events did to it."""
 
     def __init__(self) -> None:
@@ -137,15 +146,9 @@ class _Batch:
             await conn.execute(_UPDATE_BOOKINGS, *as_columns(
                 [(b, *v) for b, v in self.updates.items()]))
         if self.daily:
-            await insert_rows(conn, DAILY_TABLE, (*_DAILY_KEY, *COUNTERS),
-                              [(*k, *v) for k, v in self.daily.items()], _UPSERT_DAILY)
-            totals: dict[tuple[Any, ...], list[int]] = {}
-            for (day, currency, *_), values in self.daily.items():
-                row = totals.setdefault((day, currency), [0] * len(COUNTERS))
-                for n, value in enumerate(values):
-                    row[n] += value
-            await insert_rows(conn, TOTALS_TABLE, ("day", "currency", *COUNTERS),
-                              [(*k, *v) for k, v in totals.items()], _UPSERT_TOTALS)
+            source, arrays = await unnest_rows(conn, DAILY_TABLE, (*_DAILY_KEY, *COUNTERS),
+                                               [(*k, *v) for k, v in self.daily.items()])
+            await conn.execute(_UPSERT_DAILY_AND_TOTALS.format(source=source), *arrays)
 
 
 _INDEX = {col: n for n, col in enumerate(COUNTERS)}
