@@ -16,6 +16,7 @@ projector whose ``apply`` reads by one of its non-unique indexes names it in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ import asyncpg
 
 if TYPE_CHECKING:
     from midas.projection import Projector
+
+log = logging.getLogger(__name__)
 
 _QUERY_INDEXES_SQL = (
     "SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS definition"
@@ -75,7 +78,14 @@ async def build_deferred_indexes(conn: asyncpg.Connection, projections: Sequence
         async with conn.transaction():
             definition = await conn.fetchval(
                 "DELETE FROM deferred_indexes WHERE name = $1 RETURNING definition", name)
-            if definition is not None:
-                await conn.execute(definition)
-                built.append(name)
+            if definition is None:
+                continue
+            try:  # a migration since may have built it again, or dropped its table
+                async with conn.transaction():
+                    await conn.execute(definition.replace(
+                        "CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+            except asyncpg.UndefinedTableError:
+                log.warning("deferred index dropped with its table", extra={"index": name})
+                continue
+            built.append(name)
     return built

@@ -111,7 +111,8 @@ async def test_indexes_are_built_once_and_only_for_the_projections_named(db: Dat
         deferred = await defer_indexes(conn, kpis)
         await defer_indexes(conn, due_tasks)
         assert sorted(deferred) == ["kpi_bookings_item", "kpi_bookings_on_books_until",
-                                    "kpi_bookings_start", "kpi_bookings_status"]
+                                    "kpi_bookings_start", "kpi_bookings_status",
+                                    "kpi_daily_day"]
         assert await build_deferred_indexes(conn, ["kpis"]) == deferred
         assert await build_deferred_indexes(conn, ["kpis"]) == []
     assert await _deferred(db) == ["due_tasks_due"]
@@ -124,3 +125,18 @@ async def test_the_indexes_projectors_read_by_are_their_tables_query_indexes(
         named = set(getattr(projector, "indexes_read", ()))
         indexes = await _indexes(db, list(projector.tables))
         assert named <= {n for n, (_, unique, _) in indexes.items() if not unique}, projector
+
+
+async def test_an_index_built_again_or_dropped_with_its_table_meanwhile_is_let_be(
+    db: Database
+) -> None:
+    kpis = KpisProjector()
+    async with db.acquire() as conn:
+        await defer_indexes(conn, kpis)
+        await conn.execute("CREATE INDEX kpi_bookings_start ON kpi_bookings (starts_at)")
+        await conn.execute("INSERT INTO deferred_indexes (name, projection, definition)"
+                           " VALUES ('gone', 'kpis', 'CREATE INDEX gone ON dropped (x)')")
+        assert await build_deferred_indexes(conn, ["kpis"]) == [
+            "kpi_bookings_item", "kpi_bookings_on_books_until", "kpi_bookings_start",
+            "kpi_bookings_status", "kpi_daily_day"]
+    assert await _deferred(db) == []
