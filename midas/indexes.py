@@ -52,8 +52,10 @@ async def query_indexes(conn: asyncpg.Connection, projector: Projector
 
 
 async def drop_indexes(conn: asyncpg.Connection, names: Sequence[str]) -> None:
+    """Drop these indexes of the connection's current schema."""
+    schema = await conn.fetchval("SELECT current_schema()")
     for name in names:
-        await conn.execute(f"DROP INDEX {_quote(name)}")
+        await conn.execute(f"DROP INDEX {_quote(schema)}.{_quote(name)}")
 
 
 async def defer_indexes(conn: asyncpg.Connection, projector: Projector) -> list[str]:

@@ -7,9 +7,10 @@ A shadow is a throw-away schema holding empty copies of a projector's tables
 
 Time travel and verification replay inside one REPEATABLE READ transaction that is
 rolled back, so nothing is left behind and the live tables are read at the very
-snapshot the shadow was built from. A rebuild builds its shadow in committed batches,
-then swaps it in under the checkpoint row lock (blue/green): queries see the old
-complete read model, then the new complete one, never a partial one.
+snapshot the shadow was built from. A rebuild builds its shadow in committed batches
+(its query indexes after the bulk, as ``midas.indexes`` explains), then swaps it in under
+the checkpoint row lock (blue/green): queries see the old complete read model, then the
+new complete one, never a partial one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 
 from midas.eventstore.database import Database
 from midas.eventstore.store import head_position, read_all
+from midas.indexes import drop_indexes, query_indexes
 from midas.projection import Projector, ensure_checkpoint
 
 BATCH = 1000
@@ -230,6 +232,8 @@ async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int =
         await ensure_checkpoint(conn, projector.name)
         shadow = await create_shadow(conn, db.schema, projector)
         await use_schemas(conn, shadow, db.schema)
+        deferred = await query_indexes(conn, projector)  # the shadow's: built after the bulk
+        await drop_indexes(conn, [name for name, _ in deferred])
         built = 0
         while True:  # committed batches: no long transaction while the bulk is replayed
             head = await head_position(conn)
@@ -238,6 +242,8 @@ async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int =
             async with conn.transaction():
                 built = await replay(conn, projector, built, min(head, built + batch * 10),
                                      batch=batch)
+        for _, definition in deferred:  # before the swap, which holds the checkpoint lock
+            await conn.execute(definition)
         for attempt in range(1, SWAP_ATTEMPTS + 1):
             try:
                 return await _catch_up_and_swap(conn, db.schema, shadow, projector, built,

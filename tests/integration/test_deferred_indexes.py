@@ -4,6 +4,9 @@ short leaves them on record for the projection's next leader."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from bench.projections import generate_history
 from midas.eventstore import Database, EventStore
@@ -140,3 +143,34 @@ async def test_an_index_built_again_or_dropped_with_its_table_meanwhile_is_let_b
             "kpi_bookings_item", "kpi_bookings_on_books_until", "kpi_bookings_start",
             "kpi_bookings_status", "kpi_daily_day"]
     assert await _deferred(db) == []
+
+
+async def test_a_blue_green_rebuild_builds_the_shadows_query_indexes_after_its_rows(
+    db: Database, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from midas import replay as replays
+
+    _, appends = generate_history(20, customers=5, items=3, per_append=50)
+    for append in appends:
+        await store.append(append)
+    projector = KpisProjector()
+    tables = list(projector.tables)
+    await catch_up(db, projector)
+    before = await _indexes(db, tables)
+    while_replaying: list[list[bool]] = []  # the shadow's indexes: unique?
+    replay = replays.replay
+
+    async def watched(conn: Any, *args: Any, **kwargs: Any) -> int:
+        while_replaying.append([r["is_unique"] for r in await conn.fetch(_INDEXES_SQL, tables)])
+        return await replay(conn, *args, **kwargs)
+
+    monkeypatch.setattr(replays, "replay", watched)
+    await replays.rebuild_blue_green(db, projector, batch=50)
+
+    unique = [u for _, u, _ in before.values() if u]
+    assert len(unique) == 4 and len(before) == 9  # 5 query indexes, absent while replaying
+    assert while_replaying[0] == unique  # the bulk
+    assert len(while_replaying[-1]) == 9  # the rest, under the swap's lock: all built
+    after = await _indexes(db, tables)
+    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    assert all(after[n][0] != before[n][0] for n in after)  # all swapped in
