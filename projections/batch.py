@@ -22,9 +22,10 @@ Row = dict[str, Any]
 
 
 def begun(events: Iterable[RecordedEvent]) -> set[UUID]:
-    """Streams whose first event is among ``events``: what a batch would read back about
-    such a stream, its first event gives first (in a rebuild, most streams begin in the
-    batch that reads them, and looking them up found nothing)."""
+    """Streams whose first event is among ``events``. Facts a projector would read back
+    about such a stream, that first event gives before any later one is applied: no
+    lookup (in a rebuild most streams begin in the batch that reads them, and looking
+    them up found nothing)."""
     return {e.stream_id for e in events if e.version == 1}
 
 
@@ -125,7 +126,7 @@ async def column_types(conn: asyncpg.Connection, table: str) -> dict[str, str]:
 
 
 async def unnest_rows(conn: asyncpg.Connection, table: str, columns: Sequence[str],
-                  rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
+                      rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[list[Any]]]:
     """``unnest($1::t1[], ...) AS u(c1, ...)`` and its arrays: a whole batch of rows as
     one statement's parameters, which PostgreSQL applies far cheaper than row by row."""
     types = await column_types(conn, table)

@@ -82,8 +82,8 @@ _STATUS = {"Booking.Confirmed": "confirmed", "Booking.CheckedOut": "active",
            "Booking.Expired": "expired"}
 
 
-_UNCHANGED = (0,) * len(_COUNTERS) + (None,) * 6  # counters..., first, last, status, tier,
-# reason, points
+# A profile's changes in a batch: counters..., first, last, status, tier, reason, points.
+_UNCHANGED = (0,) * len(_COUNTERS) + (None,) * 6
 
 
 class _Batch:
