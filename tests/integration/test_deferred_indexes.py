@@ -34,6 +34,16 @@ async def _indexes(db: Database, tables: list[str]) -> dict[str, tuple[int, bool
                 for r in await conn.fetch(_INDEXES_SQL, tables)}
 
 
+def _definitions(indexes: dict[str, tuple[int, bool, str]]) -> dict[str, str]:
+    return {name: definition for name, (_, _, definition) in indexes.items()}
+
+
+async def _append_history(store: EventStore, bookings: int, **shape: int) -> None:
+    _, appends = generate_history(bookings, per_append=50, **shape)
+    for append in appends:
+        await store.append(append)
+
+
 async def _deferred(db: Database) -> list[str]:
     async with db.acquire() as conn:
         return [r["name"] for r in await conn.fetch(
@@ -43,9 +53,7 @@ async def _deferred(db: Database) -> list[str]:
 async def test_a_rebuild_from_empty_builds_query_indexes_anew_and_keeps_the_others(
     db: Database, store: EventStore
 ) -> None:
-    _, appends = generate_history(60, customers=12, items=5, per_append=50)
-    for append in appends:
-        await store.append(append)
+    await _append_history(store, 60, customers=12, items=5)
     projectors = all_projectors()
     tables = [t for p in projectors for t in p.tables]
     before = await _indexes(db, tables)
@@ -53,7 +61,7 @@ async def test_a_rebuild_from_empty_builds_query_indexes_anew_and_keeps_the_othe
     await catch_up_in_processes(db, projectors, processes=2, batch_size=50)
 
     after = await _indexes(db, tables)
-    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    assert _definitions(after) == _definitions(before)
     rebuilt = {n for n in after if after[n][0] != before[n][0]}
     kept = {"due_tasks_aggregate", "cust_notes_customer"}  # read by their projectors
     assert rebuilt == {n for n, (_, unique, _) in before.items()
@@ -65,15 +73,11 @@ async def test_a_rebuild_from_empty_builds_query_indexes_anew_and_keeps_the_othe
 async def test_a_projection_behind_is_caught_up_with_its_indexes_in_place(
     db: Database, store: EventStore
 ) -> None:
-    _, appends = generate_history(20, customers=5, items=3, per_append=50)
-    for append in appends:
-        await store.append(append)
+    await _append_history(store, 20, customers=5, items=3)
     projector = KpisProjector()
     await catch_up(db, projector)  # position > 0: not a rebuild from empty
     before = await _indexes(db, list(projector.tables))
-    _, appends = generate_history(5, customers=2, items=2, seed=8, per_append=50)
-    for append in appends:
-        await store.append(append)
+    await _append_history(store, 5, customers=2, items=2, seed=8)
 
     await catch_up_in_processes(db, [projector], processes=1)
 
@@ -104,7 +108,7 @@ async def test_the_next_leader_builds_the_indexes_a_cut_short_rebuild_left(
         await runner.stop()
         await notifier.stop()
     after = await _indexes(db, tables)
-    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    assert _definitions(after) == _definitions(before)
     assert await _deferred(db) == []
 
 
@@ -150,9 +154,7 @@ async def test_a_blue_green_rebuild_builds_the_shadows_query_indexes_after_its_r
 ) -> None:
     from midas import replay as replays
 
-    _, appends = generate_history(20, customers=5, items=3, per_append=50)
-    for append in appends:
-        await store.append(append)
+    await _append_history(store, 20, customers=5, items=3)
     projector = KpisProjector()
     tables = list(projector.tables)
     await catch_up(db, projector)
@@ -172,5 +174,5 @@ async def test_a_blue_green_rebuild_builds_the_shadows_query_indexes_after_its_r
     assert while_replaying[0] == unique  # the bulk
     assert len(while_replaying[-1]) == 9  # the rest, under the swap's lock: all built
     after = await _indexes(db, tables)
-    assert {n: d for n, (_, _, d) in after.items()} == {n: d for n, (_, _, d) in before.items()}
+    assert _definitions(after) == _definitions(before)
     assert all(after[n][0] != before[n][0] for n in after)  # all swapped in
