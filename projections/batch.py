@@ -15,10 +15,19 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pgproto.pgproto import UUID as _PgUUID
 
 from midas.eventstore import RecordedEvent
 
 Row = dict[str, Any]
+
+
+def uuid_of(text: str) -> UUID:
+    """An id in event data, as a UUID. asyncpg's own UUID class: a ``uuid.UUID`` (equal
+    and hashing alike) that parses about eight times faster (0.3 against 2.4 µs), hashes
+    faster and goes to PostgreSQL as it is; a rebuild parses millions. It takes only the
+    plain forms (32 hex digits, dashes or not), which is what events carry."""
+    return _PgUUID(text)  # type: ignore[no-any-return]
 
 
 def begun(events: Iterable[RecordedEvent]) -> set[UUID]:

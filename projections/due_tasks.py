@@ -19,7 +19,7 @@ import asyncpg
 
 from midas.eventstore import RecordedEvent
 from midas.scheduler import task_id
-from projections.batch import RowChanges
+from projections.batch import RowChanges, uuid_of
 
 DUE_TASKS_TABLE = "due_tasks"
 EXPIRE_HOLD, CHECK_OUT, CHECK_IN = "expire_hold", "check_out", "check_in"
@@ -123,7 +123,7 @@ class _Timers:
 
 
 def _booking(event: RecordedEvent) -> UUID:
-    return UUID(event.data["booking_id"]) if event.type.startswith("Payment.") else (
+    return uuid_of(event.data["booking_id"]) if event.type.startswith("Payment.") else (
         event.stream_id)
 
 
@@ -132,7 +132,7 @@ def _add(timers: _Timers, kind: str, booking: UUID, due: str) -> None:
 
 
 def _deposit_timers(timers: _Timers, event: RecordedEvent) -> None:
-    booking, d = UUID(event.data["booking_id"]), event.data
+    booking, d = uuid_of(event.data["booking_id"]), event.data
     if event.type == "Payment.RefundRequested":
         timers.add(task_id(REFUND_RETRY, f"{booking}:{d['reference']}"), REFUND_RETRY,
                    booking, datetime.fromisoformat(d["at"]))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from midas.eventstore import RecordedEvent
-from projections.batch import as_columns, begun, unnest_rows
+from projections.batch import as_columns, begun, unnest_rows, uuid_of
 
 DAILY_TABLE = "kpi_daily"
 TOTALS_TABLE = "kpi_daily_totals"  # per day and currency only (the dashboard)
@@ -183,7 +183,7 @@ class KpisProjector:
         for e in events:
             if e.type == "Booking.Held":
                 continue
-            booking = e.stream_id if e.type.startswith("Booking.") else UUID(
+            booking = e.stream_id if e.type.startswith("Booking.") else uuid_of(
                 e.data["booking_id"])
             if booking not in self._dims and booking not in new:
                 missing.add(booking)
@@ -198,11 +198,11 @@ class KpisProjector:
         d, booking, t = event.data, event.stream_id, event.type
         if t == "Booking.Held":
             q = d["quote"]
-            dims = (q["category"], q["location_code"], UUID(d["item_id"]),
+            dims = (q["category"], q["location_code"], uuid_of(d["item_id"]),
                     q.get("time_zone") or "UTC", q["currency"])
             self._dims[booking] = dims
             batch.hold(booking, (
-                UUID(d["customer_id"]), dims[2], dims[0], dims[1], dims[3],
+                uuid_of(d["customer_id"]), dims[2], dims[0], dims[1], dims[3],
                 q["currency"], q["total_due"], datetime.fromisoformat(d["held_at"]),
                 datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])))
             batch.add(dims, q["currency"], d["held_at"], held=1)
@@ -223,7 +223,7 @@ class KpisProjector:
 
     def _payment(self, batch: _Batch, event: RecordedEvent) -> None:
         d, t = event.data, event.type
-        booking = UUID(d["booking_id"])
+        booking = uuid_of(d["booking_id"])
         dims = self._dims.get(booking) or ("unknown", "unknown", UNKNOWN, "UTC", "")
         amount, currency = int(d["amount"]), d["currency"]
         if t == "Payment.Succeeded":

@@ -42,7 +42,7 @@ from midas.notifications.outbox import (
     reminder_key,
     unknown_booking,
 )
-from projections.batch import RowChanges, insert_new_rows, insert_rows
+from projections.batch import RowChanges, insert_new_rows, insert_rows, uuid_of
 
 log = logging.getLogger(__name__)
 NAME = "notifications"
@@ -97,19 +97,19 @@ class NotificationsProjector:
         elif event.type == "Booking.ConciergeAssigned":
             booking = batch.bookings.get(event.stream_id)
             if booking and booking[1].get("delivered_level") == "vvip":
-                name = batch.concierges.get(UUID(d["concierge_id"]))
+                name = batch.concierges.get(uuid_of(d["concierge_id"]))
                 self._to_customer(batch, key, "concierge_assigned", event.stream_id,
                                   concierge_name=name or "Your concierge")
         elif event.type == "Payment.Failed":
-            self._to_customer(batch, key, "payment_failed", UUID(d["booking_id"]),
+            self._to_customer(batch, key, "payment_failed", uuid_of(d["booking_id"]),
                               customer_id=d.get("customer_id"), amount=d.get("amount"),
                               currency=d.get("currency"), reason=d.get("reason"))
         elif event.type == "Payment.Refunded":
-            self._to_customer(batch, key, "refund_processed", UUID(d["booking_id"]),
+            self._to_customer(batch, key, "refund_processed", uuid_of(d["booking_id"]),
                               customer_id=d.get("customer_id"), amount=d.get("amount"),
                               currency=d.get("currency"))
         elif event.type == "Payment.DisputeOpened":
-            booking = batch.bookings.get(UUID(d["booking_id"]))
+            booking = batch.bookings.get(uuid_of(d["booking_id"]))
             context = {**(booking[1] if booking else unknown_booking(d["booking_id"])),
                        "customer_id": d.get("customer_id"), "amount": d.get("amount"),
                        "reason": d.get("reason")}
@@ -167,7 +167,7 @@ class _Batch:
     def remember(self, event: RecordedEvent) -> None:
         """What the emails of a held booking need (ON CONFLICT DO NOTHING)."""
         d, quote = event.data, event.data["quote"]
-        item_id = UUID(d["item_id"])
+        item_id = uuid_of(d["item_id"])
         context = {
             "booking_id": str(event.stream_id), "item_id": str(item_id),
             "item_name": self.items.get(item_id) or quote.get("category", "your booking"),
@@ -179,7 +179,7 @@ class _Batch:
             "security_deposit": quote.get("security_deposit"),
             "delivered_level": d.get("delivered_level"),
         }
-        customer, text = UUID(d["customer_id"]), orjson.dumps(context).decode()
+        customer, text = uuid_of(d["customer_id"]), orjson.dumps(context).decode()
         if event.stream_id not in self.bookings:
             self.bookings[event.stream_id] = (customer, context)
             self.remembered.append((event.stream_id, customer, text))
@@ -211,13 +211,13 @@ class _References:
 
     def add(self, e: RecordedEvent) -> None:
         if e.type.startswith("Payment."):
-            self.bookings.add(UUID(e.data["booking_id"]))
+            self.bookings.add(uuid_of(e.data["booking_id"]))
         elif e.type.startswith("Booking."):
             self.bookings.add(e.stream_id)
         if e.type == "Booking.Held":
-            self.items.add(UUID(e.data["item_id"]))
+            self.items.add(uuid_of(e.data["item_id"]))
         elif e.type == "Booking.ConciergeAssigned":
-            self.concierges.add(UUID(e.data["concierge_id"]))
+            self.concierges.add(uuid_of(e.data["concierge_id"]))
         elif e.type == "Booking.Confirmed" or e.type in _TIMER_ENDERS:
             self.timers.add(e.stream_id)
 

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import orjson
 
 from midas.eventstore import RecordedEvent
-from projections.batch import Row, RowChanges, insert_new_rows
+from projections.batch import Row, RowChanges, insert_new_rows, uuid_of
 
 BALANCES_TABLE, ENTRIES_TABLE = "pay_balances", "pay_entries"
 _MONEY_KEYS = ("booking_id", "customer_id", "amount", "currency", "provider", "reference")
@@ -42,16 +41,16 @@ class PaymentsProjector:
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         balances = await RowChanges.load(
-            conn, BALANCES_TABLE, "booking_id", (UUID(e.data["booking_id"]) for e in events),
+            conn, BALANCES_TABLE, "booking_id", (uuid_of(e.data["booking_id"]) for e in events),
             _READ)
         entries = []
         for event in events:
             d = event.data
-            booking = UUID(d["booking_id"])
+            booking = uuid_of(d["booking_id"])
             kind = event.type.split(".", 1)[1]
             if kind == "Requested":
                 balances.insert(booking, {
-                    "payment_id": event.stream_id, "customer_id": UUID(d["customer_id"]),
+                    "payment_id": event.stream_id, "customer_id": uuid_of(d["customer_id"]),
                     "currency": d["currency"], "amount_due": d["amount"],
                     "paid": 0, "refunded": 0,  # the defaults, for later events to add to
                     "status": "requested", "provider": d["provider"],
@@ -63,7 +62,7 @@ class PaymentsProjector:
                     balances.update(booking, {**changes, "updated_at": event.recorded_at})
             detail = {k: v for k, v in d.items() if k not in _MONEY_KEYS}
             entries.append((
-                event.position, booking, UUID(d["customer_id"]), event.type, d.get("amount"),
+                event.position, booking, uuid_of(d["customer_id"]), event.type, d.get("amount"),
                 d.get("currency"), d.get("provider"), d.get("reference"),
                 orjson.dumps(detail).decode(), event.recorded_at))
         await balances.write(conn)

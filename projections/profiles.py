@@ -18,7 +18,7 @@ import asyncpg
 from midas.domain.accounts import ERASED, Account
 from midas.eventstore import RecordedEvent
 from midas.security.pii import open_events, personal_paths
-from projections.batch import as_columns, begun, insert_rows, update_rows
+from projections.batch import as_columns, begun, insert_rows, update_rows, uuid_of
 
 PROFILES_TABLE = "cust_profiles"
 BOOKINGS_TABLE = "cust_bookings"
@@ -207,8 +207,8 @@ class ProfilesProjector:
                 batch.customers[customer] = event.recorded_at
             return
         if t == "Account.NoteAdded":
-            batch.notes.append((UUID(d["note_id"]), customer,
-                                UUID(d["author_id"]) if d.get("author_id") else None,
+            batch.notes.append((uuid_of(d["note_id"]), customer,
+                                uuid_of(d["author_id"]) if d.get("author_id") else None,
                                 d["text"], event.recorded_at))
             return
         row = batch.profile(customer, ensure=t not in ("Account.Deactivated", "Account.Erased"))
@@ -223,7 +223,7 @@ class ProfilesProjector:
             awarded = t == "Account.LoyaltyPointsAwarded"
             row[10] = d["balance"]
             batch.points.append((
-                event.position, customer, UUID(d["booking_id"]),
+                event.position, customer, uuid_of(d["booking_id"]),
                 "awarded" if awarded else "revoked", d["points"] if awarded else -d["points"],
                 d["balance"], d.get("multiplier"), event.recorded_at))
 
@@ -231,12 +231,12 @@ class ProfilesProjector:
         d, booking, t = event.data, event.stream_id, event.type
         if t == "Booking.Held":
             q = d["quote"]
-            customer = UUID(d["customer_id"])
+            customer = uuid_of(d["customer_id"])
             held_at = datetime.fromisoformat(d["held_at"])
             self._dims[booking] = (customer, q["category"], q["location_code"], q["currency"],
                                    held_at)
             batch.hold(booking, (
-                customer, UUID(d["item_id"]), q["category"], q["location_code"],
+                customer, uuid_of(d["item_id"]), q["category"], q["location_code"],
                 q["currency"], q["total_due"], held_at, datetime.fromisoformat(d["start"]),
                 datetime.fromisoformat(d["end"])))
             batch.profile(customer)[0] += 1
@@ -258,9 +258,9 @@ class ProfilesProjector:
 
     def _payment(self, batch: _Batch, event: RecordedEvent) -> None:
         d = event.data
-        customer, amount = UUID(d["customer_id"]), int(d["amount"])
+        customer, amount = uuid_of(d["customer_id"]), int(d["amount"])
         n = 0 if event.type == "Payment.Succeeded" else 1
         batch.customers.setdefault(customer, None)
         batch.first_seen.setdefault(customer, event.recorded_at)
         batch.spent(customer, d["currency"])[n] += amount
-        batch.booking(UUID(d["booking_id"]))[1 + n] += amount
+        batch.booking(uuid_of(d["booking_id"]))[1 + n] += amount
