@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from midas.eventstore.database import quote_ident
+
 if TYPE_CHECKING:
     from midas.projection import Projector
 
@@ -38,10 +40,6 @@ _QUERY_INDEXES_SQL = (
 )
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 async def query_indexes(conn: asyncpg.Connection, projector: Projector
                         ) -> list[tuple[str, str]]:
     """Name and definition of each index of the projector's tables (in the connection's
@@ -55,7 +53,7 @@ async def drop_indexes(conn: asyncpg.Connection, names: Sequence[str]) -> None:
     """Drop these indexes of the connection's current schema."""
     schema = await conn.fetchval("SELECT current_schema()")
     for name in names:
-        await conn.execute(f"DROP INDEX {_quote(schema)}.{_quote(name)}")
+        await conn.execute(f"DROP INDEX {quote_ident(schema)}.{quote_ident(name)}")
 
 
 async def defer_indexes(conn: asyncpg.Connection, projector: Projector) -> list[str]:

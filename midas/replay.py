@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from midas.eventstore.database import Database
+from midas.eventstore.database import Database, quote_ident
 from midas.eventstore.store import head_position, read_all
 from midas.indexes import drop_indexes, query_indexes
 from midas.projection import Projector, ensure_checkpoint
@@ -34,10 +34,6 @@ BATCH = 1000
 MAX_REPORTED_ROWS = 100
 SWAP_ATTEMPTS = 5
 SWAP_LOCK_TIMEOUT = "5s"  # how long the swap may make readers of the table wait
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class NoReadModel(ValueError):
@@ -49,17 +45,17 @@ async def create_shadow(conn: asyncpg.Connection, live: str, projector: Projecto
     if not projector.tables:
         raise NoReadModel(f"projection {projector.name!r} has no read-model tables")
     shadow = f"{live}__shadow_{uuid.uuid4().hex[:8]}"
-    await conn.execute(f"CREATE SCHEMA {_quote(shadow)}")
+    await conn.execute(f"CREATE SCHEMA {quote_ident(shadow)}")
     for table in projector.tables:
         await conn.execute(
-            f"CREATE TABLE {_quote(shadow)}.{_quote(table)}"
-            f" (LIKE {_quote(live)}.{_quote(table)} INCLUDING ALL)"
+            f"CREATE TABLE {quote_ident(shadow)}.{quote_ident(table)}"
+            f" (LIKE {quote_ident(live)}.{quote_ident(table)} INCLUDING ALL)"
         )
     return shadow
 
 
 async def use_schemas(conn: asyncpg.Connection, *schemas: str) -> None:
-    await conn.execute(f"SET search_path = {', '.join(_quote(s) for s in schemas)}")
+    await conn.execute(f"SET search_path = {', '.join(quote_ident(s) for s in schemas)}")
 
 
 async def replay(
@@ -86,7 +82,7 @@ async def primary_key(conn: asyncpg.Connection, schema: str, table: str) -> list
         "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
         " AND a.attnum = ANY(i.indkey) WHERE i.indisprimary AND i.indrelid = $1::regclass"
         " ORDER BY array_position(i.indkey::int2[], a.attnum)",
-        f"{_quote(schema)}.{_quote(table)}",
+        f"{quote_ident(schema)}.{quote_ident(table)}",
     )
     return [r["attname"] for r in rows]
 
@@ -96,9 +92,9 @@ async def table_rows(
 ) -> list[dict[str, Any]]:
     """Rows as JSON objects, ordered by primary key (or the whole row)."""
     key = await primary_key(conn, schema, table)
-    order = ", ".join(f"t.{_quote(c)}" for c in key) or "to_jsonb(t)::text"
+    order = ", ".join(f"t.{quote_ident(c)}" for c in key) or "to_jsonb(t)::text"
     rows = await conn.fetch(
-        f"SELECT to_jsonb(t)::text AS row FROM {_quote(schema)}.{_quote(table)} t"
+        f"SELECT to_jsonb(t)::text AS row FROM {quote_ident(schema)}.{quote_ident(table)} t"
         f" ORDER BY {order} LIMIT $1",
         limit,
     )
@@ -128,7 +124,7 @@ async def diff_table(
     each side, so a row that differs shows as changed rather than on one side only.
     """
     key = await primary_key(conn, live, table)
-    keys = "".join(f", {{0}}.{_quote(c)}" for c in key)
+    keys = "".join(f", {{0}}.{quote_ident(c)}" for c in key)
     order = f" ORDER BY {', '.join(str(n) for n in range(3, 3 + len(key)))}" if key else ""
 
     def side(name: str, this: str, other: str) -> str:
@@ -138,7 +134,7 @@ async def diff_table(
                 f" EXCEPT SELECT '{name}', (to_jsonb({b}) - $1::text[])::text"
                 f"{keys.format(b)} FROM {other} {b}{order} LIMIT {MAX_REPORTED_ROWS})")
 
-    live_table, shadow_table = (f"{_quote(s)}.{_quote(table)}" for s in (live, shadow))
+    live_table, shadow_table = (f"{quote_ident(s)}.{quote_ident(table)}" for s in (live, shadow))
     rows = await conn.fetch(
         side("live", live_table, shadow_table) + " UNION ALL "
         + side("shadow", shadow_table, live_table), list(ignored))
@@ -257,7 +253,7 @@ async def rebuild_blue_green(db: Database, projector: Projector, *, batch: int =
     finally:
         if shadow is not None:
             with contextlib.suppress(Exception):
-                await conn.execute(f"DROP SCHEMA IF EXISTS {_quote(shadow)} CASCADE")
+                await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(shadow)} CASCADE")
         await conn.close()
 
 
@@ -287,19 +283,19 @@ async def _swap(
 ) -> None:
     """Move the live tables out and the shadow tables in, keeping the index names."""
     retired = f"{shadow}_old"
-    await conn.execute(f"CREATE SCHEMA {_quote(retired)}")
+    await conn.execute(f"CREATE SCHEMA {quote_ident(retired)}")
     for table in tables:
         names = await _index_names(conn, live, table)
-        await conn.execute(f"ALTER TABLE {_quote(live)}.{_quote(table)} SET SCHEMA"
-                           f" {_quote(retired)}")
-        await conn.execute(f"ALTER TABLE {_quote(shadow)}.{_quote(table)} SET SCHEMA"
-                           f" {_quote(live)}")
+        await conn.execute(f"ALTER TABLE {quote_ident(live)}.{quote_ident(table)} SET SCHEMA"
+                           f" {quote_ident(retired)}")
+        await conn.execute(f"ALTER TABLE {quote_ident(shadow)}.{quote_ident(table)} SET SCHEMA"
+                           f" {quote_ident(live)}")
         for definition, index in (await _index_names(conn, live, table)).items():
             old = names.get(definition)
             if old is not None and old != index:
-                await conn.execute(f"ALTER INDEX {_quote(live)}.{_quote(index)}"
-                                   f" RENAME TO {_quote(old)}")
-    await conn.execute(f"DROP SCHEMA {_quote(retired)} CASCADE")
+                await conn.execute(f"ALTER INDEX {quote_ident(live)}.{quote_ident(index)}"
+                                   f" RENAME TO {quote_ident(old)}")
+    await conn.execute(f"DROP SCHEMA {quote_ident(retired)} CASCADE")
 
 
 async def _index_names(conn: asyncpg.Connection, schema: str, table: str) -> dict[str, str]:

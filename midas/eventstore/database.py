@@ -35,6 +35,11 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
+def quote_ident(name: str) -> str:
+    """``name`` as an SQL identifier (schemas, tables, indexes named at run time)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class DatabaseUnavailable(Exception):
     """PostgreSQL cannot be reached right now; the caller may retry later."""
 
