@@ -6,10 +6,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from midas.audit.checkpoint import InvalidCheckpoint, check_checkpoint, key_bytes
 from midas.http.api import Api
+from midas.http.fields import Line, Position
 from midas.http.keys import DATABASE, SETTINGS
 from midas.http.problems import Problem
 
@@ -19,11 +20,11 @@ api = Api(tag="audit", kind="command")
 class CheckpointDocument(BaseModel):
     """A checkpoint exactly as exported (other fields are ignored)."""
 
-    algorithm: str
-    position: int
-    head_hash: str
-    created_at: str
-    signature: str
+    algorithm: Line = Field(max_length=100)
+    position: Position
+    head_hash: Line = Field(max_length=200)
+    created_at: Line = Field(max_length=100)
+    signature: Line = Field(max_length=1000)
 
 
 class CheckpointVerdict(BaseModel):

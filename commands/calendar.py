@@ -1,4 +1,4 @@
-"""Calendar sync commands (issue 9): feed tokens, external calendar subscriptions,
+"""Calendar sync commands: feed tokens, external calendar subscriptions,
 .ics uploads and "sync now"."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from uuid import UUID, uuid4, uuid5
 
 from aiohttp import web
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from yarl import URL
 
 from midas.calendar.feeds import new_token, token_hash
 from midas.calendar.importer import FeedError, sync_blocks
@@ -16,6 +17,7 @@ from midas.eventstore import AggregateNotFound
 from midas.http.api import Api
 from midas.http.auth import ADMINS, current_principal, require_principal
 from midas.http.context import path_uuid
+from midas.http.fields import Line
 from midas.http.keys import (
     CALENDAR_POLLER,
     CLOCK,
@@ -25,6 +27,7 @@ from midas.http.keys import (
     SETTINGS,
 )
 from midas.http.problems import Problem
+from midas.security.outbound import OutboundRefused
 
 api = Api(tag="calendar", kind="command")
 FEED_BASE = "/api/v1/calendar/feeds"
@@ -132,7 +135,7 @@ async def delete_concierge_feed_token(request: web.Request) -> web.Response:
 class Subscribe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, examples=["Owner's calendar"])
+    name: Line = Field(min_length=1, max_length=200, examples=["Owner's calendar"])
     url: AnyHttpUrl
     refresh_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
 
@@ -160,6 +163,7 @@ class SyncOutcome(BaseModel):
 async def post_subscription(request: web.Request, body: Subscribe) -> web.Response:
     item_id = path_uuid(request)
     await _item_exists(request, item_id)
+    await _check_url(request, str(body.url))
     settings, now = request.app[SETTINGS], request.app[CLOCK]()
     refresh = body.refresh_minutes or settings.calendar_refresh_minutes
     subscription_id = uuid4()
@@ -169,6 +173,16 @@ async def post_subscription(request: web.Request, body: Subscribe) -> web.Respon
             " next_poll_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
             subscription_id, item_id, body.name, str(body.url), refresh * 60, now)
     return web.json_response({"id": str(subscription_id), "item_id": str(item_id)}, status=201)
+
+
+async def _check_url(request: web.Request, url: str) -> None:
+    """422 for a URL leading to an address that is not public (fetches check it again)."""
+    try:
+        await request.app[CALENDAR_POLLER].guard.check(URL(url))
+    except OutboundRefused as exc:
+        raise Problem(422, "The request has invalid fields.", title="Invalid request",
+                      errors=[{"field": "body.url", "message": str(exc),
+                               "type": "url_not_public"}]) from None
 
 
 @api.delete("/api/v1/calendar/subscriptions/{id}", summary="Unsubscribe: the blocks the "
@@ -191,20 +205,33 @@ async def delete_subscription(request: web.Request) -> web.Response:
 
 
 @api.post("/api/v1/calendar/subscriptions/{id}/poll", summary="Fetch and sync a "
-          "subscription now (unconditional GET)", response=SyncOutcome, status=200)
+          "subscription now (unconditional GET)", response=SyncOutcome, status=200,
+          problems={422: "The calendar cannot be used (`error` names why)"})
 async def post_poll(request: web.Request) -> web.Response:
+    """A calendar that cannot be fetched or read is recorded on the subscription (its
+    blocks stay as they were) and answered 422, its `error` one of http, network,
+    timeout, too_large, malformed, item."""
     subscription_id = path_uuid(request)
     try:
         result = await request.app[CALENDAR_POLLER].poll_one(subscription_id)
     except LookupError:
         raise web.HTTPNotFound() from None
+    if result["status"] == "error":  # recorded on the subscription; the blocks unchanged
+        raise _unusable(result["error"], result["detail"])
     outcome = SyncOutcome(subscription_id=subscription_id, **result)
     return web.json_response(text=outcome.model_dump_json())
 
 
+def _unusable(kind: str, detail: str) -> Problem:
+    return Problem(422, f"the calendar cannot be used: {detail}", title="Invalid calendar",
+                   error=kind)
+
+
 @api.post("/api/v1/calendar/items/{id}/import", summary="Upload an .ics file (text/calendar): "
           "it replaces the blocks of the item's previous upload", response=SyncOutcome,
-          status=200, idempotent=False)
+          status=200, idempotent=False,
+          problems={413: "The file is too large",
+                    422: "The calendar cannot be used (`error` names why)"})
 async def post_import(request: web.Request) -> web.Response:
     item_id = path_uuid(request)
     await _item_exists(request, item_id)
@@ -225,8 +252,7 @@ async def post_import(request: web.Request) -> web.Response:
         async with db.acquire() as conn:
             await poller.record_error(
                 conn, {"id": subscription_id, "item_id": item_id}, exc, now)
-        raise Problem(422, f"the calendar cannot be used: {exc}", title="Invalid calendar",
-                      error=exc.kind) from None
+        raise _unusable(exc.kind, str(exc)) from None
     async with db.acquire() as conn:
         await conn.execute(
             "UPDATE cal_subscriptions SET last_synced_at = $2, last_error = NULL WHERE id = $1",
@@ -246,7 +272,7 @@ def _actor(request: web.Request) -> str:
 class GoogleTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    calendar_id: str = Field(min_length=1, max_length=300,
+    calendar_id: Line = Field(min_length=1, max_length=300,
                              examples=["owner@group.calendar.google.com"])
 
 

@@ -1,5 +1,5 @@
-"""Customer commands (issue 7): concierge notes, an admin's tier decision, a message to a
-segment; and the Account commands the loyalty process manager issues (points, tier raises).
+"""Customer commands: concierge notes, an admin's tier decision, a message to a segment;
+and the Account commands the loyalty process manager issues (points, tier raises).
 """
 
 from __future__ import annotations
@@ -15,30 +15,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from midas.domain.accounts import TIERS, Account
 from midas.domain.segments import SEGMENTS
-from midas.eventstore import AppendResult, RecordedEvent, Repository, retry_on_conflict
+from midas.eventstore import AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
 from midas.http.auth import require_principal
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
+from midas.http.fields import FreeText, Line, one_of
 from midas.http.keys import CLOCK, DATABASE, REPOSITORY, SETTINGS
+from midas.notifications.marketing import consenting_among
 from midas.notifications.outbox import ACCOUNT, enqueue
 
 api = Api(tag="customers", kind="command")
 # Who is in a segment now: ``queries.customers.segment_members``, wired by midas.app
 # (commands do not import the read side). (conn, segment, now) -> rows with customer_id.
-SEGMENT_MEMBERS = web.AppKey("segment_members", Callable[..., Awaitable[list[Any]]])
-PM_METADATA = {"actor": "loyalty", "actor_role": None}
+SEGMENT_MEMBERS: web.AppKey[Callable[..., Awaitable[list[Any]]]] = web.AppKey(
+    "segment_members")
 IMMEDIATELY = datetime(2000, 1, 1, tzinfo=UTC)
 SEGMENT_TEMPLATE = "segment_message"
 
 
 # -- the loyalty process manager's commands -----------------------------------------------
-
-
-def _meta(cause: RecordedEvent, what: str) -> dict[str, Any]:
-    causation = f"{cause.stream_id}:{cause.version}"  # deterministic: the causing event
-    return {**PM_METADATA, "cause": what, "causation_id": causation,
-            "correlation_id": cause.metadata.get("correlation_id") or causation}
 
 
 async def _change(repo: Repository, account_id: UUID, change: Callable[[Account], bool],
@@ -52,34 +48,32 @@ async def _change(repo: Repository, account_id: UUID, change: Callable[[Account]
     return await retry_on_conflict(attempt)
 
 
-class AccountLoyalty:
-    """``projections.loyalty.LoyaltyActions`` on the Account aggregate."""
+async def award_points(repo: Repository, customer: UUID, booking: UUID, whole_units: int,
+                       refunded: int, paid: int, multipliers: Mapping[str, str],
+                       metadata: dict[str, Any]) -> AppendResult | None:
+    """Points for a completed booking (once), less what a refund before completion took."""
 
-    def __init__(self, repo: Callable[[], Repository], multipliers: Mapping[str, str]) -> None:
-        self._repo = repo
-        self._multipliers = dict(multipliers)
+    def change(account: Account) -> bool:
+        awarded = account.award_points(str(booking), whole_units, multipliers)
+        revoked = refunded > 0 and account.revoke_points(str(booking), refunded, paid)
+        return awarded or revoked
 
-    async def award(self, customer: UUID, booking: UUID, whole_units: int, refunded: int,
-                    paid: int, cause: RecordedEvent) -> object:
-        def change(account: Account) -> bool:
-            awarded = account.award_points(str(booking), whole_units, self._multipliers)
-            revoked = refunded > 0 and account.revoke_points(str(booking), refunded, paid)
-            return awarded or revoked
+    return await _change(repo, customer, change, metadata)
 
-        return await _change(self._repo(), customer, change, _meta(cause, "booking completed"))
 
-    async def revoke(self, customer: UUID, booking: UUID, refunded: int, paid: int,
-                     cause: RecordedEvent) -> object:
-        return await _change(self._repo(), customer,
-                             lambda a: a.revoke_points(str(booking), refunded, paid),
-                             _meta(cause, "refund"))
+async def revoke_points(repo: Repository, customer: UUID, booking: UUID, refunded: int,
+                        paid: int, metadata: dict[str, Any]) -> AppendResult | None:
+    """Take back a completed booking's points in proportion to what was refunded."""
+    return await _change(repo, customer,
+                         lambda a: a.revoke_points(str(booking), refunded, paid), metadata)
 
-    async def raise_tier(self, customer: UUID, tier: str, net_spend: int, currency: str,
-                         cause: RecordedEvent) -> object:
-        return await _change(self._repo(), customer,
-                             lambda a: a.raise_tier(tier, "lifetime net spend", net_spend,
-                                                    currency),
-                             _meta(cause, "spend threshold"))
+
+async def raise_tier(repo: Repository, customer: UUID, tier: str, net_spend: int,
+                     currency: str, metadata: dict[str, Any]) -> AppendResult | None:
+    """Raise the customer's tier for their lifetime net spend (never lowered here)."""
+    return await _change(repo, customer,
+                         lambda a: a.raise_tier(tier, "lifetime net spend", net_spend,
+                                                currency), metadata)
 
 
 # -- HTTP --------------------------------------------------------------------------------
@@ -88,21 +82,21 @@ class AccountLoyalty:
 class AddNote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=4000)
+    text: FreeText = Field(min_length=1, max_length=4000)
 
 
 class SetTier(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tier: str = Field(pattern="^(" + "|".join(TIERS) + ")$")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Line = Field(min_length=1, max_length=500)
 
 
 class SegmentMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=20_000)
+    subject: Line = Field(min_length=1, max_length=200)
+    body: FreeText = Field(min_length=1, max_length=20_000)
 
 
 class NoteResult(BaseModel):
@@ -121,7 +115,8 @@ class TierResult(BaseModel):
 class MessageResult(BaseModel):
     message_id: UUID
     segment: str
-    queued: int
+    queued: int = Field(description="members who agree to marketing: one email each")
+    without_consent: int = Field(description="members left out: no marketing consent")
 
 
 @api.post("/api/v1/customers/{id}/notes", body=AddNote, response=NoteResult,
@@ -159,8 +154,9 @@ async def put_customer_tier(request: web.Request, body: SetTier) -> web.Response
 
 
 @api.post("/api/v1/customers/segments/{segment}/messages", body=SegmentMessage,
-          response=MessageResult, status=202,
-          summary="Email every active customer of a segment, through the outbox (admin)")
+          response=MessageResult, status=202, path_params={"segment": one_of(SEGMENTS)},
+          summary="Email the active customers of a segment who agree to marketing, through"
+                  " the outbox (admin)")
 async def post_segment_message(request: web.Request, body: SegmentMessage) -> web.Response:
     segment = request.match_info["segment"]
     if segment not in SEGMENTS:
@@ -168,14 +164,16 @@ async def post_segment_message(request: web.Request, body: SegmentMessage) -> we
     message_id = uuid.uuid4()
     limit = request.app[SETTINGS].segment_message_limit
     async with request.app[DATABASE].acquire() as conn:
-        members = (await request.app[SEGMENT_MEMBERS](conn, segment, request.app[CLOCK]())
-                   )[:limit]
+        members = [r["customer_id"] for r in
+                   await request.app[SEGMENT_MEMBERS](conn, segment, request.app[CLOCK]())]
+        consenting = await consenting_among(conn, members)
+        recipients = [c for c in members if c in consenting][:limit]
         async with conn.transaction():
-            for row in members:
-                customer = row["customer_id"]
+            for customer in recipients:
                 await enqueue(conn, f"segment:{message_id}:{customer}", SEGMENT_TEMPLATE,
                               ACCOUNT, customer,
                               {"subject": body.subject, "body": body.body,
                                "segment": segment}, IMMEDIATELY)
     return web.json_response({"message_id": str(message_id), "segment": segment,
-                              "queued": len(members)}, status=202)
+                              "queued": len(recipients),
+                              "without_consent": len(members) - len(consenting)}, status=202)

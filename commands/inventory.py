@@ -6,60 +6,90 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from aiohttp import web
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
-    StrictInt,
-    StrictStr,
+    Tag,
     model_validator,
 )
 
+from commands.quotes import DiscountTier
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category, RateUnit, UnknownLocation
 from midas.domain.errors import DomainError
-from midas.domain.inventory import Item, Unavailable
+from midas.domain.inventory import BreaksBooking, Item, Unavailable
 from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
+from midas.http.fields import BigInt, FreeText, Instant, Line, Rate
 from midas.http.keys import CLOCK, DATABASE, REPOSITORY
 from midas.http.problems import Problem
+from midas.limits import in_bigint
+from midas.policy import current_policy
 
 api = Api(tag="inventory", kind="command")
 
-AttributeValue = StrictBool | StrictInt | StrictStr | Decimal | None
+
+
+def _attribute_kind(value: Any) -> str:
+    """Which kind an attribute value is read as: integers beyond 64 bits as decimals."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else "boolean"
+    if isinstance(value, int):
+        return "integer" if in_bigint(value) else "decimal"
+    return "text" if isinstance(value, str) else "decimal"
+
+
+AttributeName = Annotated[Line, Field(min_length=1, max_length=100)]
+AttributeValue = Annotated[
+    Annotated[StrictBool, Tag("boolean")]
+    | Annotated[BigInt, Field(strict=True), Tag("integer")]
+    | Annotated[Line, Field(strict=True, max_length=1000), Tag("text")]
+    | Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40), Tag("decimal")]
+    | Annotated[None, Tag("null")],
+    Discriminator(_attribute_kind),
+]
 
 
 class RegisterItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     category: Category
     location: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2}$", examples=["AE-DU"])
-    rate: int = Field(gt=0, description="Price per rate unit, in minor units (cents).")
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    rate: Rate = Field(description="Price per rate unit, in minor units (cents).")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$",
+                                 description="ISO 4217; by default the location's currency.")
     rate_unit: RateUnit | None = None
     buffer_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
     minimum_minutes: int | None = Field(None, ge=0, le=365 * 24 * 60)
-    attributes: dict[str, AttributeValue] = Field(
-        default_factory=dict, description="Free-form specs; decimals are kept as strings."
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, max_length=100,
+        description="Free-form specs (at most 100); decimals are kept as strings.",
     )
 
 
 class ChangeRate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rate: int = Field(gt=0, description="New price per rate unit, in minor units.")
+    rate: Rate = Field(description="New price per rate unit, in minor units.")
 
 
 class ItemCommandResult(BaseModel):
     id: UUID
+    position: int
+
+
+class WindowResult(BaseModel):
+    id: UUID = Field(description="The maintenance window's or block's id.")
+    item_id: UUID
     position: int
 
 
@@ -93,7 +123,7 @@ async def change_rate(
     repo: Repository, item_id: UUID, cmd: ChangeRate, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        item = await repo.get(item_id, cls=Item)
+        item = await repo.get(item_id, cls=Item, exclusive=True)
         item.change_rate(cmd.rate)
         return await repo.save(item, metadata=metadata)
 
@@ -104,7 +134,7 @@ async def deactivate_item(
     repo: Repository, item_id: UUID, metadata: dict[str, Any]
 ) -> AppendResult:
     async def attempt() -> AppendResult:
-        item = await repo.get(item_id, cls=Item)
+        item = await repo.get(item_id, cls=Item, exclusive=True)
         item.deactivate()
         return await repo.save(item, metadata=metadata)
 
@@ -112,11 +142,13 @@ async def deactivate_item(
 
 
 @api.post("/api/v1/items", summary="Register an inventory item", body=RegisterItem,
-          response=ItemCommandResult)
+          response=ItemCommandResult, example={
+              "name": "Ferrari Roma", "category": "car", "location": "US-CA", "rate": 150000,
+              "attributes": {"seats": 4, "colour": "Rosso Corsa"}})
 async def post_item(request: web.Request, body: RegisterItem) -> web.Response:
-    item_id, result = await register_item(
-        request.app[REPOSITORY], body, command_metadata(request)
-    )
+    repo = request.app[REPOSITORY]
+    catalogue, _ = await current_policy(repo)
+    item_id, result = await register_item(repo, body, command_metadata(request), catalogue)
     return command_response(result, {"id": str(item_id)})
 
 
@@ -148,9 +180,9 @@ class ChangeStatus(BaseModel):
 class Window(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime
-    end: AwareDatetime
-    note: str = Field("", max_length=500)
+    start: Instant
+    end: Instant
+    note: FreeText = Field("", max_length=500)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Window:
@@ -180,7 +212,7 @@ async def on_item(
     """Load the item, apply `change`, save; rerun on a version race."""
 
     async def attempt() -> AppendResult:
-        item = await repo.get(item_id, cls=Item)
+        item = await repo.get(item_id, cls=Item, exclusive=True)
         change(item)
         return await repo.save(item, metadata=metadata)
 
@@ -192,6 +224,146 @@ def conflict_problem(exc: Unavailable) -> Problem:
     return Problem(409, str(exc), title="Not available", conflicts=[
         {"kind": o.kind.value, "id": str(o.id), "start": o.interval.start.isoformat(),
          "end": o.interval.end.isoformat()} for o in exc.conflicts])
+
+
+# -- editing an item: every field, each change an event -------------------------------
+
+
+class Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line = Field(min_length=1, max_length=200)
+
+
+class SetAttributes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        max_length=100, description="The whole map (replaces the item's attributes).")
+
+
+class ChangeBuffer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    buffer_minutes: int = Field(ge=0, le=7 * 24 * 60)
+
+
+class ChangeMinimum(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    minimum_minutes: int = Field(ge=0, le=365 * 24 * 60)
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location: str = Field(pattern=r"^[A-Z]{2}-[A-Z]{2}$", examples=["MC-MO"])
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$",
+                                 description="ISO 4217; by default the new location's.")
+
+
+Link = Annotated[str, Field(min_length=9, max_length=2000, pattern=r"^https://[^\s]+$",
+                            examples=["https://media.example.com/villa/1.jpg"])]
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Line = Field(min_length=1, max_length=200)
+    url: Link
+
+
+class SetMedia(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    photos: list[Link] = Field(default_factory=list, max_length=50)
+    documents: list[Document] = Field(default_factory=list, max_length=50)
+
+
+def breaks_booking_problem(exc: BreaksBooking) -> Problem:
+    """409 naming the bookings the edit would break and what is in their way."""
+    problem = conflict_problem(exc)
+    problem.extra["bookings"] = exc.bookings
+    return problem
+
+
+async def _edit(request: web.Request, change: Callable[[Item], object]) -> web.Response:
+    item_id = path_uuid(request)
+    try:
+        result = await on_item(request.app[REPOSITORY], item_id, change,
+                               command_metadata(request))
+    except BreaksBooking as exc:
+        raise breaks_booking_problem(exc) from None
+    return command_response(result, {"id": str(item_id)}, status=200)
+
+
+@api.put("/api/v1/items/{id}/name", summary="Rename an item", body=Rename,
+         response=ItemCommandResult)
+async def put_name(request: web.Request, body: Rename) -> web.Response:
+    return await _edit(request, lambda item: item.rename(body.name))
+
+
+@api.put("/api/v1/items/{id}/attributes", summary="Replace an item's attributes",
+         body=SetAttributes, response=ItemCommandResult)
+async def put_attributes(request: web.Request, body: SetAttributes) -> web.Response:
+    attributes = {k: _plain(v) for k, v in body.attributes.items()}
+    return await _edit(request, lambda item: item.set_attributes(attributes))
+
+
+@api.put("/api/v1/items/{id}/buffer", summary="Change the buffer after each booking (current"
+         " and future bookings too)", body=ChangeBuffer, response=ItemCommandResult,
+         problems={409: "A longer buffer would overlap what follows a booking (named)"})
+async def put_buffer(request: web.Request, body: ChangeBuffer) -> web.Response:
+    now = request.app[CLOCK]()
+    return await _edit(request, lambda item: item.change_buffer(
+        timedelta(minutes=body.buffer_minutes), now))
+
+
+@api.put("/api/v1/items/{id}/minimum", summary="Change the minimum billed duration",
+         body=ChangeMinimum, response=ItemCommandResult)
+async def put_minimum(request: web.Request, body: ChangeMinimum) -> web.Response:
+    return await _edit(request, lambda item: item.change_minimum(
+        timedelta(minutes=body.minimum_minutes)))
+
+
+@api.put("/api/v1/items/{id}/location", summary="Move an item to another location",
+         body=Move, response=ItemCommandResult,
+         problems={409: "The item has current or future bookings (named)"})
+async def put_item_location(request: web.Request, body: Move) -> web.Response:
+    catalogue, _ = await current_policy(request.app[REPOSITORY])
+    place = catalogue.locations.get(body.location)
+    if place is None:
+        raise Problem(422, f"unknown location {body.location!r}", title="Invalid request",
+                      errors=[{"field": "body.location", "message": "unknown location",
+                               "type": "unknown_location"}])
+    now, currency = request.app[CLOCK](), body.currency or place.currency
+    return await _edit(request, lambda item: item.move(place.code, currency, now))
+
+
+@api.put("/api/v1/items/{id}/media", summary="Replace an item's photo and document links",
+         body=SetMedia, response=ItemCommandResult)
+async def put_media(request: web.Request, body: SetMedia) -> web.Response:
+    documents = [d.model_dump() for d in body.documents]
+    return await _edit(request, lambda item: item.set_media(list(body.photos), documents))
+
+
+class SetItemDiscounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[DiscountTier] | None = Field(
+        max_length=20, description="The item's own discounts by length of stay; null: its"
+        " category's, [] for none.")
+
+
+@api.put("/api/v1/items/{id}/duration-discounts", summary="Set an item's own discounts by"
+         " length of stay", body=SetItemDiscounts, response=ItemCommandResult)
+async def put_item_discounts(request: web.Request, body: SetItemDiscounts) -> web.Response:
+    tiers = None if body.tiers is None else [t.model_dump(mode="json") for t in body.tiers]
+    if tiers is not None and len({t["min_nights"] for t in tiers}) != len(tiers):
+        raise Problem(422, "one tier per min_nights", title="Invalid request", errors=[
+            {"field": "body.tiers", "message": "one tier per min_nights",
+             "type": "value_error"}])
+    return await _edit(request, lambda item: item.set_duration_discounts(tiers))
 
 
 # Bulk routes come first: /items/bulk/... must not be taken for /items/{id}/....
@@ -223,9 +395,9 @@ class BulkStatus(ItemSelection):
 
 
 class BulkMaintenance(ItemSelection):
-    start: AwareDatetime
-    end: AwareDatetime
-    note: str = Field("", max_length=500)
+    start: Instant
+    end: Instant
+    note: FreeText = Field("", max_length=500)
 
 
 class BulkOutcome(BaseModel):
@@ -314,7 +486,7 @@ async def put_status(request: web.Request, body: ChangeStatus) -> web.Response:
 
 
 @api.post("/api/v1/items/{id}/maintenance", summary="Schedule a maintenance window",
-          body=Window)
+          body=Window, response=WindowResult)
 async def post_maintenance(request: web.Request, body: Window) -> web.Response:
     item_id, window_id = path_uuid(request), uuid4()
     try:
@@ -327,7 +499,8 @@ async def post_maintenance(request: web.Request, body: Window) -> web.Response:
     return command_response(result, {"id": str(window_id), "item_id": str(item_id)})
 
 
-@api.delete("/api/v1/items/{id}/maintenance/{window_id}", summary="Remove a maintenance window")
+@api.delete("/api/v1/items/{id}/maintenance/{window_id}", summary="Remove a maintenance window",
+            response=WindowResult)
 async def delete_maintenance(request: web.Request) -> web.Response:
     item_id, window_id = path_uuid(request), path_uuid(request, "window_id")
     result = await on_item(request.app[REPOSITORY], item_id,
@@ -338,11 +511,11 @@ async def delete_maintenance(request: web.Request) -> web.Response:
 
 
 class ExternalBlock(Window):
-    source: str = Field(min_length=1, max_length=200, examples=["owner calendar"])
+    source: Line = Field(min_length=1, max_length=200, examples=["owner calendar"])
 
 
 @api.post("/api/v1/items/{id}/blocks", summary="Block an item (an external calendar)",
-          body=ExternalBlock)
+          body=ExternalBlock, response=WindowResult)
 async def post_block(request: web.Request, body: ExternalBlock) -> web.Response:
     item_id, block_id = path_uuid(request), uuid4()
     try:
@@ -355,7 +528,8 @@ async def post_block(request: web.Request, body: ExternalBlock) -> web.Response:
     return command_response(result, {"id": str(block_id), "item_id": str(item_id)})
 
 
-@api.delete("/api/v1/items/{id}/blocks/{block_id}", summary="Remove an external block")
+@api.delete("/api/v1/items/{id}/blocks/{block_id}", summary="Remove an external block",
+            response=WindowResult)
 async def delete_block(request: web.Request) -> web.Response:
     item_id, block_id = path_uuid(request), path_uuid(request, "block_id")
     result = await on_item(request.app[REPOSITORY], item_id,
@@ -365,7 +539,7 @@ async def delete_block(request: web.Request) -> web.Response:
 
 @api.put("/api/v1/items/{id}/maintenance-plan", summary="Plan maintenance every N days or "
          "after N rental hours (the next window is placed in the first free slot)",
-         body=MaintenancePlan)
+         body=MaintenancePlan, response=ItemCommandResult)
 async def put_maintenance_plan(request: web.Request, body: MaintenancePlan) -> web.Response:
     item_id, now, window_id = path_uuid(request), request.app[CLOCK](), uuid4()
     result = await on_item(

@@ -1,14 +1,17 @@
-"""Notification commands (issue 6): retry a dead letter; the open-tracking pixel."""
+"""Notification commands: retry a dead letter; the open-tracking pixel."""
 
 from __future__ import annotations
 
 import base64
+from typing import Annotated
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from midas.http.api import Api
+from midas.http.context import path_row_id
+from midas.http.fields import RowId
 from midas.http.keys import CLOCK, DATABASE, SETTINGS
 from midas.http.problems import Problem
 from midas.notifications.delivery import PIXEL_PATH, count_stat
@@ -18,22 +21,21 @@ api = Api(tag="notifications", kind="command")
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
+# The pixel's file name: the email's tracking UUID, then ".gif".
+PixelName = Annotated[str, Field(
+    pattern=r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}(\.gif)?$")]
+
+
 class Retried(BaseModel):
     id: int
     status: str
 
 
-def _outbox_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
-
-
 @api.post("/api/v1/admin/notifications/outbox/{id}/retry", status=200, response=Retried,
+          path_params={"id": RowId},
           summary="Send a dead-lettered (or bounced) email again: back to pending, due now")
 async def retry_email(request: web.Request) -> web.Response:
-    outbox_id = _outbox_id(request)
+    outbox_id = path_row_id(request)
     async with request.app[DATABASE].acquire() as conn:
         retried = await conn.fetchval(
             f"UPDATE {OUTBOX_TABLE} SET status = 'pending', attempts = 0,"
@@ -52,7 +54,7 @@ async def retry_email(request: web.Request) -> web.Response:
 
 
 @api.get(PIXEL_PATH, summary="Open-tracking pixel of HTML emails (a 1x1 GIF)",
-         content_type="image/gif")
+         content_type="image/gif", path_params={"token": PixelName})
 async def email_opened(request: web.Request) -> web.Response:
     if not request.app[SETTINGS].email_tracking:
         raise web.HTTPNotFound()

@@ -1,4 +1,4 @@
-"""GDPR: erasure of an account's personal data by crypto-shredding (issue 8 item 6).
+"""GDPR: erasure of an account's personal data by crypto-shredding.
 
 The events stay exactly as stored (the hash chain keeps verifying); their personal
 fields are encrypted with the account's key, which the erasure deletes in the same
@@ -14,15 +14,18 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from midas.domain.accounts import Account
+from midas.domain.accounts import ERASED, Account
 from midas.domain.errors import RuleViolation
+from midas.error_reports import REPORTS_TABLE
 from midas.eventstore import AppendResult, Repository, Statement, retry_on_conflict
 from midas.http.api import Api
 from midas.http.auth import require_principal
 from midas.http.consistency import command_response
 from midas.http.context import command_metadata, path_uuid
 from midas.http.keys import ACCESS, DATABASE, REPOSITORY
+from midas.http.security_events import record_for
 from midas.security import credentials, pii, sessions
+from midas.security.events import Kind
 
 api = Api(tag="accounts", kind="command")
 
@@ -33,10 +36,17 @@ class ErasureResult(BaseModel):
     erased_now: bool = Field(description="False if the account had been erased already.")
 
 
+def erase_error_reports(account_id: UUID) -> Statement:
+    """Error reports stay counted (time, category, severity) but lose their free text: a
+    client app's message or context may quote the person's data."""
+    return Statement(f"UPDATE {REPORTS_TABLE} SET message = $2, context = '{{}}'::jsonb"
+                     " WHERE account_id = $1", (account_id, ERASED))
+
+
 # Modules keeping personal data of an account outside the log (state tables that are
 # not rebuilt from events: notification outboxes, payment details...) register here what
 # erases it; it runs in the append transaction of ``Account.Erased``.
-ERASERS: list[Callable[[UUID], Statement]] = []
+ERASERS: list[Callable[[UUID], Statement]] = [erase_error_reports]
 
 
 def erasure_statements(account_id: UUID) -> list[Statement]:
@@ -83,6 +93,8 @@ async def post_account_erase(request: web.Request) -> web.Response:
                                  command_metadata(request), actor=principal.account_id)
     request.app[ACCESS].forget()
     erased_now = result is not None
+    if erased_now:
+        await record_for(request, Kind.ERASURE, account_id=account_id)
     if result is None:  # erased before: answer with where its last event is
         async with request.app[DATABASE].acquire() as conn:
             last = await conn.fetchval(

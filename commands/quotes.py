@@ -3,39 +3,71 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category, RateUnit, ServiceLevel
+from midas.domain.catalogue import (
+    Catalogue,
+    Category,
+    RateUnit,
+    ServiceLevel,
+    UnknownLocation,
+    Weekday,
+)
+from midas.domain.extras import (
+    Chosen,
+    ExtraLine,
+    ExtrasCatalogue,
+    UnknownZone,
+    available,
+    hours_of,
+    price_line,
+    stay_days,
+)
 from midas.domain.inventory import Item
-from midas.domain.pricing import Quote, quote
-from midas.domain.pricing_policy import POLICY_ID, PricingPolicy
+from midas.domain.pricing import Quote, quote, with_extras
+from midas.domain.pricing_policy import POLICY_ID, PricingPolicy, parse_discounts
+from midas.domain.stay_rules import StayRefused, check_stay
 from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
-from midas.http.consistency import command_response
+from midas.http.auth import current_principal
+from midas.http.consistency import CommandResult, command_response
 from midas.http.context import command_metadata
-from midas.http.keys import REPOSITORY
+from midas.http.fields import CurrencyCode, Day, Instant, LocationCode, one_of
+from midas.http.keys import CLOCK, REPOSITORY
 from midas.http.problems import Problem
-from midas.policy import current_policy
+from midas.policy import current_extras, current_policy
 
 api = Api(tag="pricing", kind="command")
 LOCATION = r"^[A-Z]{2}-[A-Z]{2}$"
 
 
+class ExtraIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$", examples=["chauffeur"])
+    quantity: int = Field(1, ge=1, le=100, description="Persons for a per-person extra.")
+    zone: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["city"],
+                             description="For an extra priced by zone (delivery).")
+
+
 class Stay(BaseModel):
-    """An item, an interval [start, end) with time zones, and a service level."""
+    """An item, an interval [start, end) with time zones, a service level and extras."""
 
     model_config = ConfigDict(extra="forbid")
 
     item_id: UUID
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     service_level: ServiceLevel = ServiceLevel.STANDARD
+    extras: list[ExtraIn] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Stay:
@@ -46,15 +78,125 @@ class Stay(BaseModel):
         return self
 
 
+# A typical stay: two days of an item, a month ahead (the examples of quotes and holds).
+STAY_EXAMPLE = {"item_id": "3f2c9a4e-8b1d-4c6a-9e0f-5a7b2c1d4e6f",
+                "start": "2027-01-15T10:00:00Z", "end": "2027-01-17T10:00:00Z",
+                "service_level": "standard"}
+
+
+class QuoteLineView(BaseModel):
+    starts_at: str = Field(description="The unit's start (ISO 8601, UTC).")
+    local_date: str = Field(description="Its date in the location's time zone.")
+    season: str
+    rate: int
+    multiplier: str
+    amount: int
+
+
+class QuoteView(BaseModel):
+    """A priced stay; amounts in minor units of ``currency``, rates as decimal text."""
+
+    category: str
+    location_code: str
+    time_zone: str
+    currency: str
+    start: str
+    end: str
+    rate: int
+    rate_unit: str
+    lines: list[QuoteLineView]
+    rental_subtotal: int
+    service_level: str
+    service_multiplier: str
+    rental: int
+    insurance_rate: str
+    insurance: int
+    tax_rate: str
+    tax: int
+    total_due: int
+    security_deposit: int
+
+
+class PricedStay(QuoteView):
+    policy_version: int = Field(description="The pricing policy's version it was priced at.")
+
+
+class PolicyResult(CommandResult):
+    location: str
+
+
+class DiscountsResult(CommandResult):
+    category: str
+
+
+class ExchangeRateResult(CommandResult):
+    currency: str
+    reporting_currency: str
+
+
 def price(item: Item, start: datetime, end: datetime, level: ServiceLevel,
           catalogue: Catalogue) -> Quote:
-    """The quote of `item` with its own rate, unit, minimum and currency."""
+    """The quote of `item` with its own rate, unit, minimum, currency and duration
+    discounts (its category's when it has none of its own)."""
+    own = getattr(item, "duration_discounts", None)
     return quote(
         start, end,
         category=Category(item.category), location_code=item.location, rate=item.rate,
         service_level=level, catalogue=catalogue, rate_unit=RateUnit(item.rate_unit),
         minimum=timedelta(minutes=item.minimum_minutes), currency=item.currency,
+        duration_discounts=None if own is None else parse_discounts(own),
     )
+
+
+def extra_lines(item: Item, stay: Stay, priced: Quote,
+                extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
+    """The stay's extras priced line by line; an extra unknown, or not offered for this
+    item's category and location, is a 422 naming it."""
+    return price_extras(item, stay.start, stay.end, stay.extras, priced, extras)
+
+
+def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list[ExtraIn],
+                 priced: Quote, extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
+    """`chosen_extras` for [start, end) of `item`, one line each (422s name
+    `body.extras.<n>`)."""
+    zone = ZoneInfo(priced.time_zone)
+    days, hours = len(stay_days(start, end, zone)), hours_of(start, end)
+    lines, seen = [], set()
+    for n, chosen in enumerate(chosen_extras):
+        extra = extras.extras.get(chosen.code)
+        if extra is None or not available(extra, item.category, item.location) \
+                or chosen.code in seen:
+            why = ("chosen twice" if chosen.code in seen else "not offered for this item"
+                   if extra is not None else "unknown extra")
+            raise Problem(422, f"extra {chosen.code!r}: {why}", title="Invalid request",
+                          errors=[{"field": f"body.extras.{n}.code", "message": why,
+                                   "type": "unknown_extra"}])
+        seen.add(chosen.code)
+        try:
+            lines.append(price_line(extra, Chosen(chosen.code, chosen.quantity, chosen.zone),
+                                    days=days, hours=hours, rental=priced.rental))
+        except UnknownZone as exc:
+            raise Problem(422, str(exc), title="Invalid request", errors=[
+                {"field": f"body.extras.{n}.zone", "message": str(exc),
+                 "type": "unknown_zone"}]) from None
+    return tuple(lines)
+
+
+def check_rules(item: Item, start: datetime, end: datetime, catalogue: Catalogue,
+                now: datetime, *, staff: bool) -> None:
+    """Refuse a stay the stay rules forbid: a 422 naming the rule and the dates (staff
+    override the advance notice)."""
+    place = catalogue.location(item.location)
+    try:
+        check_stay(catalogue.stay_rules, category=Category(item.category),
+                   location=place.code, start=start, end=end, zone=place.zone,
+                   season_of=lambda day: catalogue.season_kind(place.code, day), now=now,
+                   override_notice=staff)
+    except StayRefused as exc:
+        field = "body.end" if exc.rule == "minimum_stay" else "body.start"
+        raise Problem(422, str(exc), title="Refused by a stay rule", rule=exc.rule,
+                      dates=exc.dates, errors=[{"field": field, "message": str(exc),
+                                                "type": exc.rule}]) from None
 
 
 async def load_item(
@@ -69,16 +211,28 @@ async def load_item(
             {"field": field, "message": "unknown item", "type": "unknown_item"}]) from None
 
 
-async def quote_stay(repo: Repository, stay: Stay) -> tuple[Quote, int]:
+async def quote_stay(
+    repo: Repository, stay: Stay, now: datetime, *, staff: bool = False
+) -> tuple[Quote, int]:
     item = await load_item(repo, stay.item_id)
     catalogue, version = await current_policy(repo)
-    return price(item, stay.start, stay.end, stay.service_level, catalogue), version
+    check_rules(item, stay.start, stay.end, catalogue, now, staff=staff)
+    priced = price(item, stay.start, stay.end, stay.service_level, catalogue)
+    if stay.extras:
+        priced = with_extras(priced, extra_lines(item, stay, priced,
+                                                 await current_extras(repo)))
+    return priced, version
 
 
 @api.post("/api/v1/quotes", summary="Price an item for an interval and service level",
-          body=Stay, status=200)
+          body=Stay, status=200, response=PricedStay, example=STAY_EXAMPLE,
+          problems={422: "Invalid fields, or a stay rule refuses the stay (named, with"
+                    " the dates)"})
 async def post_quote(request: web.Request, body: Stay) -> web.Response:
-    result, version = await quote_stay(request.app[REPOSITORY], body)
+    principal = current_principal(request)
+    staff = principal is not None and principal.is_staff
+    result, version = await quote_stay(request.app[REPOSITORY], body, request.app[CLOCK](),
+                                       staff=staff)
     return web.json_response({**result.to_dict(), "policy_version": version})
 
 
@@ -119,17 +273,18 @@ async def change_policy(
     return await retry_on_conflict(attempt)
 
 
-def _location(request: web.Request) -> str:
+async def _location(request: web.Request) -> str:
     code = request.match_info["code"]
-    if code not in DEFAULT_CATALOGUE.locations:
+    catalogue, _ = await current_policy(request.app[REPOSITORY])
+    if code not in catalogue.locations:
         raise web.HTTPNotFound()
     return code
 
 
 @api.put("/api/v1/pricing/locations/{code}/seasons", summary="Set a location's seasons",
-         body=SetSeasons)
+         body=SetSeasons, response=PolicyResult, path_params={"code": LocationCode})
 async def put_seasons(request: web.Request, body: SetSeasons) -> web.Response:
-    code = _location(request)
+    code = await _location(request)
     seasons = [s.model_dump() for s in body.seasons]
     result = await change_policy(request.app[REPOSITORY],
                                  lambda p: p.set_seasons(code, seasons), command_metadata(request))
@@ -137,10 +292,131 @@ async def put_seasons(request: web.Request, body: SetSeasons) -> web.Response:
 
 
 @api.put("/api/v1/pricing/locations/{code}/tax-rate", summary="Set a location's tax rate",
-         body=SetTaxRate)
+         body=SetTaxRate, response=PolicyResult, path_params={"code": LocationCode})
 async def put_tax_rate(request: web.Request, body: SetTaxRate) -> web.Response:
-    code = _location(request)
+    code = await _location(request)
     result = await change_policy(request.app[REPOSITORY],
                                  lambda p: p.set_tax_rate(code, body.rate),
                                  command_metadata(request))
     return command_response(result, {"location": code}, status=200)
+
+
+# -- duration pricing and stay rules (admins) ---------------------------------------------
+
+
+class DiscountTier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_nights: int = Field(ge=1, le=366, examples=[7])
+    percentage: Decimal = Field(ge=0, lt=100, allow_inf_nan=False, max_digits=8,
+                                description="Off the rental, e.g. \"10\" for 10 %.")
+
+
+class SetDurationDiscounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[DiscountTier] = Field(max_length=20, description="[] for no discount.")
+
+    @model_validator(mode="after")
+    def _one_per_length(self) -> SetDurationDiscounts:
+        if len({t.min_nights for t in self.tiers}) != len(self.tiers):
+            raise ValueError("one tier per min_nights")
+        return self
+
+
+class MinimumStayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: Category
+    season: Literal["peak", "high", "low", "other"]
+    nights: int = Field(ge=1, le=366)
+    location: str | None = Field(None, pattern=LOCATION, description="None: everywhere.")
+
+
+class ChangeoverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: Category
+    season: Literal["peak", "high", "low", "other"]
+    weekday: Weekday
+    location: str | None = Field(None, pattern=LOCATION, description="None: everywhere.")
+
+
+class SetStayRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    minimum_stays: list[MinimumStayIn] = Field(default_factory=list, max_length=100)
+    changeovers: list[ChangeoverIn] = Field(default_factory=list, max_length=100)
+    advance_notice_hours: int = Field(0, ge=0, le=24 * 366, description=(
+        "Customers' stays start at least this many hours ahead (staff may override)."))
+    horizon_days: int | None = Field(None, ge=1, le=3660, description=(
+        "Stays start at most this many days ahead; null: no limit."))
+
+
+def _unknown_location(exc: UnknownLocation) -> Problem:
+    return Problem(422, str(exc), title="Invalid request", errors=[
+        {"field": "body", "message": f"unknown location {exc.code}",
+         "type": "unknown_location"}])
+
+
+@api.put("/api/v1/pricing/duration-discounts/{category}", summary="Set a category's"
+         " discounts by length of stay", body=SetDurationDiscounts, response=DiscountsResult,
+         path_params={"category": one_of(c.value for c in Category)})
+async def put_duration_discounts(request: web.Request, body: SetDurationDiscounts) -> web.Response:
+    try:
+        category = Category(request.match_info["category"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    tiers = [t.model_dump(mode="json") for t in body.tiers]
+    result = await change_policy(request.app[REPOSITORY],
+                                 lambda p: p.set_duration_discounts(category, tiers),
+                                 command_metadata(request))
+    return command_response(result, {"category": category.value}, status=200)
+
+
+@api.put("/api/v1/pricing/stay-rules", summary="Set the stay rules (minimum stays,"
+         " changeover days, advance notice, furthest bookable date)", body=SetStayRules,
+         response=CommandResult)
+async def put_stay_rules(request: web.Request, body: SetStayRules) -> web.Response:
+    rules = body.model_dump(mode="json")
+    try:
+        result = await change_policy(request.app[REPOSITORY],
+                                     lambda p: p.set_stay_rules(rules), command_metadata(request))
+    except UnknownLocation as exc:
+        raise _unknown_location(exc) from None
+    return command_response(result, {}, status=200)
+
+
+# -- currencies (admins) ------------------------------------------------------------------
+
+
+class SetExchangeRate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    valid_from: Day = Field(description="The first day (UTC) the rate is used for payments.")
+    rate: Decimal = Field(gt=0, allow_inf_nan=False, max_digits=20, decimal_places=10,
+                          description="One unit of the currency in the reporting currency,"
+                          " e.g. \"1.0850\".")
+
+
+@api.put("/api/v1/pricing/exchange-rates/{currency}", summary="Set a dated rate of a"
+         " currency into the reporting currency", body=SetExchangeRate, response=ExchangeRateResult,
+         path_params={"currency": CurrencyCode})
+async def put_exchange_rate(request: web.Request, body: SetExchangeRate) -> web.Response:
+    currency = request.match_info["currency"]
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise web.HTTPNotFound()
+    repo = request.app[REPOSITORY]
+    catalogue, _ = await current_policy(repo)
+    if currency == catalogue.reporting_currency:
+        raise Problem(422, f"{currency} is the reporting currency: its rate is 1",
+                      title="Invalid request", errors=[
+                          {"field": "path.currency", "message": "the reporting currency",
+                           "type": "value_error"}])
+    result = await change_policy(
+        repo, lambda p: p.set_exchange_rate(currency, body.valid_from, body.rate,
+                                            catalogue.reporting_currency),
+        command_metadata(request))
+    return command_response(result, {"currency": currency,
+                                     "reporting_currency": catalogue.reporting_currency},
+                            status=200)

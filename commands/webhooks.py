@@ -1,15 +1,18 @@
 """Provider notifications: Stripe webhooks and PayPal IPN.
 
 Stripe: the signature is checked over the raw body before anything is parsed (400, nothing
-stored, when it is bad or older than the tolerance). Each Stripe event id takes effect once:
-its row in `pay_webhook_events` is written by a `Statement` in the very append that records
-its effects, so two simultaneous deliveries race on the payment's version and the loser,
+stored, when it is bad, or its timestamp is more than the tolerance away from now, in
+either direction). Each Stripe event id takes effect once: its row in
+`pay_webhook_events` is written by a `Statement` in the very append that records its
+effects, so two simultaneous deliveries race on the payment's version and the loser,
 rerun on fresh state, finds the row. Facts are recorded idempotently on the `Payment`
 aggregate; a late or out-of-order fact never moves anything backwards.
 
-PayPal: the IPN is answered 200 at once; a background task posts the message back
-unchanged with `cmd=_notify-validate` prepended and acts only on VERIFIED, Completed,
-the configured receiver, the booking's amount and currency, and each `txn_id` once.
+PayPal: within a per-IP rate limit and a bound on the verifications in flight (checked
+before anything goes out), the IPN is answered 200 at once; a background task posts the
+message back unchanged with `cmd=_notify-validate` prepended and acts only on VERIFIED,
+the configured receiver and each `txn_id` once: a `Completed` payment of the booking's
+amount and currency, or a refund, reversal or cancelled reversal (`commands.paypal_ipn`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -27,21 +31,28 @@ import aiohttp
 import asyncpg
 import orjson
 from aiohttp import web
-from stripe import SignatureVerificationError, WebhookSignature
+from pydantic import BaseModel, Field
+from stripe import SignatureVerificationError
 
-from commands.payments import open_payment, payment_of, reference_statement
+from commands import instalments, paypal_ipn
+from commands.payment_store import open_payment, payment_of, reference_statement
+from midas import tracing
 from midas.domain.bookings import Booking
 from midas.domain.errors import DomainError
 from midas.domain.payments import Payment, to_minor_units
 from midas.eventstore import AggregateNotFound, Database, Repository, Statement, retry_on_conflict
 from midas.http.api import Api
-from midas.http.keys import CLOCK, DATABASE, REPOSITORY, SETTINGS
+from midas.http.keys import CLOCK, DATABASE, LIMITER, REPOSITORY, SETTINGS
 from midas.http.problems import Problem
+from midas.http.ratelimit import RATE_LIMITED, client_ip, enforce
 from midas.http.requestkeys import REQUEST_ID
+from midas.http.security_events import record_for
+from midas.payment_providers.stripe_signature import verify_stripe_signature
+from midas.security.events import Kind, SecurityEvent, record_quietly
 
 log = logging.getLogger(__name__)
 api = Api(tag="webhooks", kind="command", idempotent=False)
-IPN_TASKS = web.AppKey("ipn_tasks", set)
+IPN_TASKS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("ipn_tasks")
 Clock = Callable[[], datetime]
 
 
@@ -56,6 +67,21 @@ async def _seen(db: Database, provider: str, event_id: str) -> bool:
         return bool(await conn.fetchval(
             "SELECT 1 FROM pay_webhook_events WHERE provider = $1 AND event_id = $2",
             provider, event_id))
+
+
+async def count_outcome(db: Database, provider: str, outcome: str) -> None:
+    """One more notification of ``provider`` ended in ``outcome`` (for /metrics); a failure
+    to count changes nothing of the answer."""
+    try:
+        async with db.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO ops_webhook_outcomes (provider, outcome, count) VALUES ($1, $2, 1)"
+                " ON CONFLICT (provider, outcome) DO UPDATE"
+                " SET count = ops_webhook_outcomes.count + 1",
+                provider, outcome.replace(" ", "_"))
+    except Exception:
+        log.warning("webhook outcome not counted", extra={"provider": provider},
+                    exc_info=True)
 
 
 async def alert(db: Database, provider: str, kind: str, reference: str | None,
@@ -83,8 +109,10 @@ def _intent_of(obj: dict[str, Any]) -> str | None:
 def _on_intent_succeeded(p: Payment, obj: dict[str, Any], now: datetime) -> None:
     if (obj.get("metadata") or {}).get("kind") == "deposit":
         return  # deposits are captured by our own command, which records it
+    method = obj.get("payment_method")
     p.succeed("stripe", obj["id"], int(obj.get("amount_received") or obj["amount"]),
-              obj["currency"], now)
+              obj["currency"], now,
+              payment_method=method.get("id") if isinstance(method, dict) else method)
 
 
 def _on_intent_failed(p: Payment, obj: dict[str, Any], now: datetime) -> None:
@@ -125,12 +153,20 @@ def _on_refund(p: Payment, obj: dict[str, Any], now: datetime) -> None:
 
 
 def _on_dispute_created(p: Payment, obj: dict[str, Any], now: datetime) -> None:
-    p.open_dispute(obj["id"], int(obj["amount"]), str(obj.get("reason") or "unknown"), now)
+    p.open_dispute(obj["id"], int(obj["amount"]), str(obj.get("reason") or "unknown"), now,
+                   charges=_disputed(obj))
+
+
+def _disputed(obj: dict[str, Any]) -> tuple[str | None, ...]:
+    """What a dispute names of the payment it concerns: its PaymentIntent (our reference
+    of an instalment), then its charge."""
+    charge = obj.get("charge")
+    return (_intent_of(obj), charge.get("id") if isinstance(charge, dict) else charge)
 
 
 def _on_dispute_closed(p: Payment, obj: dict[str, Any], now: datetime) -> None:
     if obj["id"] not in p.disputes:
-        p.open_dispute(obj["id"], int(obj["amount"]), str(obj.get("reason") or "unknown"), now)
+        _on_dispute_created(p, obj, now)
     outcome = "won" if obj.get("status") in ("won", "warning_closed") else "lost"
     p.close_dispute(obj["id"], outcome, int(obj["amount"]), now)
 
@@ -188,7 +224,7 @@ async def apply_stripe_event(
                 booking = await repo.get(booking_id, cls=Booking)
             except AggregateNotFound:
                 return "unknown booking"
-            payment = open_payment(booking, "stripe", intent, now)
+            payment = await open_payment(repo, booking, "stripe", intent, now)
         handler(payment, obj, now)
         if not payment.pending_events:
             return "no change"
@@ -204,28 +240,48 @@ async def apply_stripe_event(
     return await retry_on_conflict(attempt)
 
 
-@api.post("/api/v1/webhooks/stripe", status=200,
-          summary="Stripe webhook (authenticated by its Stripe-Signature)")
+class Received(BaseModel):
+    received: bool
+    outcome: str = Field(description="What became of the event: `applied`, `duplicate`,"
+                                     " `ignored`, `rejected`, ...")
+
+
+@api.post("/api/v1/webhooks/stripe", status=200, response=Received,
+          summary="Stripe webhook (authenticated by its Stripe-Signature)",
+          problems={400: "The signature is missing, wrong or too old, or not a Stripe event"})
 async def post_stripe_webhook(request: web.Request) -> web.Response:
+    try:
+        outcome = await _stripe_webhook(request)
+    except Problem as problem:
+        await count_outcome(request.app[DATABASE], "stripe", problem.extra.get(
+            "outcome", "refused"))
+        raise
+    await count_outcome(request.app[DATABASE], "stripe", outcome)
+    return web.json_response({"received": True, "outcome": outcome})
+
+
+async def _stripe_webhook(request: web.Request) -> str:
+    """What became of a Stripe delivery; a Problem (with its outcome) when refused."""
     settings = request.app[SETTINGS]
     raw = await request.read()
     secret = settings.stripe_webhook_secret
     if secret is None:
-        raise Problem(503, "Stripe webhooks are not configured.")
+        raise Problem(503, "Stripe webhooks are not configured.", outcome="not_configured")
     try:
-        WebhookSignature.verify_header(raw.decode("utf-8"),
-                                       request.headers.get("Stripe-Signature"),
-                                       secret.get_secret_value(),
-                                       settings.stripe_webhook_tolerance_s)
+        verify_stripe_signature(raw.decode("utf-8"), request.headers.get("Stripe-Signature"),
+                                secret.get_secret_value(), settings.stripe_webhook_tolerance_s,
+                                now=time.time())  # Stripe signs with the wall clock
     except (SignatureVerificationError, UnicodeDecodeError):
+        await record_for(request, Kind.WEBHOOK_SIGNATURE_FAILED, actor="stripe",
+                         provider="stripe")
         raise Problem(400, "The signature is missing, wrong or too old.",
-                      title="Invalid signature") from None
+                      title="Invalid signature", outcome="invalid_signature") from None
     try:
         event = orjson.loads(raw)
         if not isinstance(event["data"]["object"], dict):
             raise TypeError
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise Problem(400, "Not a Stripe event.") from None
+        raise Problem(400, "Not a Stripe event.", outcome="malformed") from None
     metadata = {"actor": "stripe", "actor_role": None, "request_id": request.get(REQUEST_ID),
                 "correlation_id": str(event.get("id"))}
     try:
@@ -235,17 +291,25 @@ async def post_stripe_webhook(request: web.Request) -> web.Response:
         await alert(request.app[DATABASE], "stripe", "rejected", str(event.get("id")),
                     {"type": event.get("type"), "reason": str(exc)})
         outcome = "rejected"
-    return web.json_response({"received": True, "outcome": outcome})
+    return outcome
 
 
 # -- PayPal IPN ------------------------------------------------------------------------------
 
 
-@api.post("/api/v1/webhooks/paypal", status=200,
+@api.post("/api/v1/webhooks/paypal", status=200, problems=RATE_LIMITED,
           summary="PayPal IPN (answered at once, verified with PayPal in the background)")
 async def post_paypal_ipn(request: web.Request) -> web.Response:
-    raw = await request.read()
+    """Each IPN costs a verification post to PayPal: refused (429) beyond a per-IP rate,
+    and (503, PayPal retries later) while too many verifications are in flight."""
+    settings = request.app[SETTINGS]
+    await enforce(request.app[LIMITER], f"ipn:ip:{client_ip(request, settings)}",
+                  settings.ipn_rate_limit, settings.ipn_rate_window_s, "notifications")
     tasks = request.app[IPN_TASKS]
+    if len(tasks) >= settings.ipn_max_pending:
+        raise Problem(503, "Too many notifications are being verified; retry later.",
+                      headers={"Retry-After": str(settings.ipn_busy_retry_after_s)})
+    raw = await request.read()
     task = asyncio.create_task(process_ipn(request.app, raw))
     tasks.add(task)
     task.add_done_callback(tasks.discard)
@@ -253,36 +317,56 @@ async def post_paypal_ipn(request: web.Request) -> web.Response:
 
 
 async def verify_ipn(url: str, raw: bytes) -> bool:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session, \
-            session.post(url, data=b"cmd=_notify-validate&" + raw, headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "User-Agent": "Midas-IPN-Verifier"}) as response:
-        return response.status == 200 and (await response.text()).strip() == "VERIFIED"
+    with tracing.span("paypal verify", {"midas.provider": "paypal"}, kind="client"):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session, \
+                session.post(url, data=b"cmd=_notify-validate&" + raw, headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "User-Agent": "Midas-IPN-Verifier"}) as response:
+            return response.status == 200 and (await response.text()).strip() == "VERIFIED"
 
 
 async def process_ipn(app: web.Application, raw: bytes) -> str:
     """Verify with PayPal, check, and record a completed payment once. Never raises."""
     try:
-        return await _process_ipn(app, raw)
+        outcome = await _process_ipn(app, raw)
     except Exception:
         log.exception("IPN processing failed")
-        return "error"
+        outcome = "error"
+    await count_outcome(app[DATABASE], "paypal", outcome)
+    return outcome
 
 
 async def _process_ipn(app: web.Application, raw: bytes) -> str:
     settings, db, repo = app[SETTINGS], app[DATABASE], app[REPOSITORY]
     if not await verify_ipn(settings.paypal_verify_url, raw):
         log.warning("IPN not verified by PayPal: ignored")
+        await record_quietly(db, settings, SecurityEvent(
+            Kind.WEBHOOK_SIGNATURE_FAILED, actor="paypal",
+            route="POST /api/v1/webhooks/paypal", detail={"provider": "paypal"}),
+            app[CLOCK]())
         return "invalid"
     fields = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-    txn = fields.get("txn_id", "")
-    if fields.get("payment_status") != "Completed":
+    txn, status = fields.get("txn_id", ""), fields.get("payment_status")
+    if status != "Completed" and status not in paypal_ipn.ADJUSTMENTS:
         return "not completed"
     receiver = fields.get("receiver_email") or fields.get("business")
     if not settings.paypal_receiver_email or (receiver or "").lower() != (
             settings.paypal_receiver_email.lower()):
         await alert(db, "paypal", "wrong_receiver", txn, {"receiver": receiver})
         return "wrong receiver"
+    if status in paypal_ipn.ADJUSTMENTS:
+        try:
+            return await paypal_ipn.apply_adjustment(
+                repo, db, app[CLOCK], fields, lambda t: seen_statement("paypal", t),
+                lambda t: _seen(db, "paypal", t))
+        except paypal_ipn.Rejected as rejected:
+            await alert(db, "paypal", rejected.kind, txn or None,
+                        {"status": status, **rejected.detail})
+            return rejected.kind.replace("_", " ")
+        except DomainError as exc:
+            await alert(db, "paypal", "rejected", txn or None,
+                        {"status": status, "reason": str(exc)})
+            return "rejected"
     try:
         booking_id = UUID(fields.get("custom") or fields.get("invoice") or "")
         booking = await repo.get(booking_id, cls=Booking)
@@ -295,7 +379,8 @@ async def _process_ipn(app: web.Application, raw: bytes) -> str:
     except ArithmeticError:
         amount = -1
     due, due_currency = booking.total_due, booking.quote["currency"].upper()
-    if currency != due_currency or amount != due:
+    payable = await instalments.payable_amounts(repo, app[CLOCK], booking)
+    if currency != due_currency or amount not in payable:
         await alert(db, "paypal", "amount_mismatch", txn, {
             "booking_id": str(booking_id), "amount": amount, "currency": currency,
             "expected_amount": due, "expected_currency": due_currency})
@@ -311,7 +396,7 @@ async def _process_ipn(app: web.Application, raw: bytes) -> str:
             return "duplicate"
         payment = await payment_of(repo, booking_id)
         if payment is None:
-            payment = open_payment(booking, "paypal", None, app[CLOCK]())
+            payment = await open_payment(repo, booking, "paypal", None, app[CLOCK]())
         if not payment.succeed("paypal", txn, amount, currency, app[CLOCK]()):
             return "duplicate"
         try:
@@ -326,7 +411,8 @@ async def _process_ipn(app: web.Application, raw: bytes) -> str:
 
 
 async def drain_ipn_tasks(app: web.Application, timeout: float = 10.0) -> None:
-    tasks = list(app[IPN_TASKS])
+    pending = app[IPN_TASKS]
+    tasks = list(pending)
     if tasks:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait(tasks, timeout=timeout)

@@ -11,52 +11,24 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import click
 from aiohttp import web
-from pydantic import SecretStr
 
+from midas.cli_database import open_database, resolve_database, wait_and_migrate
 from midas.config import Settings
-from midas.eventstore import Database
+from midas.domain.accounts import ROLES
 from midas.logs import AccessLogger, configure_logging
-from midas.loop import event_loop_factory, settle_heap
 from midas.loop import run as run_loop
+from midas.loop import settle_heap
 from midas.projection import Projector
 
 log = logging.getLogger("midas.cli")
-
-
-def resolve_database(settings: Settings) -> Settings:
-    """Use MIDAS_DATABASE_URL, or start the embedded PostgreSQL under data_dir."""
-    if settings.database_dsn():
-        return settings
-    from midas.eventstore.embedded import start_embedded
-
-    uri = start_embedded(settings.data_dir)
-    return settings.model_copy(update={"database_url": SecretStr(uri)})
-
-
-async def _wait_and_migrate(settings: Settings, wait_s: float) -> None:
-    from midas.eventstore import is_unavailable
-    from midas.eventstore.migrate import migrate
-
-    db = Database(settings.database_dsn() or "", settings.database_schema)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            applied = await migrate(db, settings.migrations_dir)
-            for migration in applied:
-                click.echo(f"applied {migration.version:03d}_{migration.name}", err=True)
-            return
-        except Exception as exc:
-            if not is_unavailable(exc) or time.monotonic() > deadline:
-                raise
-            log.warning("database not reachable yet; retrying")
-            await asyncio.sleep(1)
+KEEPALIVE_TIMEOUT_S = 75.0  # idle keep-alive connections, as web.run_app sets it
 
 
 @click.group()
@@ -71,15 +43,29 @@ def main() -> None:
               help="Processes serving the one port (SO_REUSEPORT).")
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Run the HTTP service (embedded PostgreSQL when MIDAS_DATABASE_URL is unset)."""
+    from midas.notifications.local_mail import embedded_mail
+    from midas.payment_providers.local_stripe import embedded_payments
+
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    _refuse_unready_production(settings)
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = resolve_database(settings.model_copy(update=updates))
-    asyncio.run(_wait_and_migrate(settings, wait_s=60))
-    if workers == 1:
-        _serve_one(settings, reuse_port=False)
-        return
-    _serve_many(settings, workers)
+    asyncio.run(wait_and_migrate(settings, wait_s=60))
+    # One local Stripe and one local mail drop for every worker (when they stand in).
+    with embedded_payments(settings) as settings, embedded_mail(settings) as settings:
+        if workers == 1:
+            _serve_one(settings, reuse_port=False)
+            return
+        _serve_many(settings, workers)
+
+
+def _refuse_unready_production(settings: Settings) -> None:
+    try:
+        settings.check_secrets()
+        settings.check_payments()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -93,7 +79,7 @@ def worker() -> None:
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     settings = resolve_database(settings.model_copy(update={"projections_enabled": True}))
-    asyncio.run(_wait_and_migrate(settings, wait_s=60))
+    asyncio.run(wait_and_migrate(settings, wait_s=60))
     run_loop(_work(settings), settings.event_loop)
 
 
@@ -113,22 +99,35 @@ async def _work(settings: Settings) -> None:
 
 
 def _serve_one(settings: Settings, *, reuse_port: bool) -> None:
-    from midas.app import create_app
-
     configure_logging(settings.log_level, json=settings.log_json)
+    run_loop(_serve(settings, reuse_port=reuse_port), settings.event_loop)
+
+
+async def _serve(settings: Settings, *, reuse_port: bool) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (``shutdown_timeout_s``). What
+    ``web.run_app`` does, with Midas's runner (``midas.http.server``: what aiohttp cannot
+    parse is answered as problem+json)."""
+    from midas.app import create_app
+    from midas.http.server import AppRunner
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before start-up: a stop then waits
+        loop.add_signal_handler(signum, stopping.set)
     app = create_app(settings)
     app.on_startup.append(_settle_heap)  # after every cleanup_ctx has started
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        shutdown_timeout=settings.shutdown_timeout_s,
-        access_log=logging.getLogger("midas.access"),
-        access_log_class=AccessLogger,
-        print=lambda message: log.info(message),
-        loop=event_loop_factory(settings.event_loop)(),
-    )
+    runner = AppRunner(app, shutdown_timeout=settings.shutdown_timeout_s,
+                       keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+                       access_log=logging.getLogger("midas.access"),
+                       access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port)
+        await site.start()
+        log.info("serving on %s", site.name)
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
 
 
 async def _settle_heap(_app: web.Application) -> None:
@@ -137,12 +136,25 @@ async def _settle_heap(_app: web.Application) -> None:
 
 
 def _serve_many(settings: Settings, workers: int) -> None:
+    """N workers on one port, each restarted when it dies (``midas.supervisor``)."""
+    from midas.supervisor import CrashPolicy, Supervisor
+
+    context = multiprocessing.get_context("spawn")
+    policy = CrashPolicy(
+        limit=settings.worker_crash_limit, window_s=settings.worker_crash_window_s,
+        backoff_s=settings.worker_restart_backoff_s,
+        max_backoff_s=settings.worker_restart_backoff_max_s,
+    )
     with _metrics_directory() as metrics_dir:
-        processes = _start_workers(settings, workers)
-        for process in processes:
-            process.join()
-            _mark_dead(process, metrics_dir)
-    sys.exit(max((p.exitcode or 0) for p in processes))
+        supervisor = Supervisor(
+            lambda slot: context.Process(target=_serve_one, args=(settings,),
+                                         kwargs={"reuse_port": True},
+                                         name=f"midas-worker-{slot}"),
+            workers, policy, on_exit=lambda process: _mark_dead(process, metrics_dir),
+            stop_timeout_s=settings.shutdown_timeout_s + 5,
+        )
+        code = supervisor.run()
+    sys.exit(code)
 
 
 @contextmanager
@@ -158,26 +170,6 @@ def _metrics_directory() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _start_workers(settings: Settings, workers: int) -> list[BaseProcess]:
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_serve_one, args=(settings,), kwargs={"reuse_port": True},
-                        name=f"midas-worker-{n}")
-        for n in range(workers)
-    ]
-    for process in processes:
-        process.start()
-
-    def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.pid is not None:
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    return processes
-
-
 def _mark_dead(process: BaseProcess, metrics_dir: str) -> None:
     """Drop a finished worker's live gauges (its counters and histograms still count)."""
     from prometheus_client.multiprocess import mark_process_dead
@@ -186,13 +178,35 @@ def _mark_dead(process: BaseProcess, metrics_dir: str) -> None:
         mark_process_dead(process.pid, metrics_dir)
 
 
+@main.command()
+@click.option("--months", type=click.IntRange(1, 24), default=12, show_default=True,
+              help="How much history to live through, up to now.")
+def demo(months: int) -> None:
+    """Load a believable luxury business through the service's own commands, then print
+    the logins (never in production; a second run changes nothing)."""
+    from midas.demo import DemoError, load_demo
+
+    settings = Settings()
+    configure_logging("WARNING", json=settings.log_json)  # the demo prints its own report
+    if settings.environment == "production":
+        raise click.ClickException("the demo never runs in production")
+    settings = resolve_database(settings)
+    asyncio.run(wait_and_migrate(settings, wait_s=60))
+    click.echo(f"Loading {months} months of the demo business (a few minutes)...", err=True)
+    try:
+        outcome = run_loop(load_demo(settings, months=months), settings.event_loop)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(outcome.report())
+
+
 @main.command("migrate")
 def migrate_command() -> None:
     """Apply pending migrations once (under a lock)."""
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     settings = resolve_database(settings)
-    asyncio.run(_wait_and_migrate(settings, wait_s=0))
+    asyncio.run(wait_and_migrate(settings, wait_s=0))
 
 
 @main.group()
@@ -202,14 +216,47 @@ def projections() -> None:
 
 @projections.command("status")
 def projections_status() -> None:
-    """Position and lag of every projection."""
+    """Position and lag of every projection; where and why one fails."""
     from midas.projection import projection_status
 
     async def run() -> None:
-        async with _database() as db:
+        async with open_database() as db:
             for s in await projection_status(db, _projectors()):
                 leader = "leader running" if s.leader else "no leader"
                 click.echo(f"{s.name:<20} position {s.position:>10}  lag {s.lag:>8}  {leader}")
+                if (f := s.failure) is not None:
+                    click.echo(f"{'':<20} FAILING on the event at position {f.position}"
+                               f" since {f.since:%Y-%m-%d %H:%M:%S}, {f.attempts} attempt(s),"
+                               f" next {f.next_retry_at:%H:%M:%S}: {f.error}")
+
+    asyncio.run(run())
+
+
+@projections.command("skip")
+@click.argument("name")
+@click.argument("position", type=click.IntRange(1))
+@click.option("--reason", required=True, help="Why the event cannot be applied (audited).")
+@click.option("--by", "actor", default=None, help="Who decides (default: the OS user).")
+def projections_skip(name: str, position: int, reason: str, actor: str | None) -> None:
+    """Have NAME pass over the event at POSITION, which it cannot apply.
+
+    The log is not touched (its hash chain stays verifiable): the decision is recorded
+    (who, when, why) and honoured by the runner and every rebuild. Correct what the event
+    meant with a command afterwards (docs/architecture.md, "A poisonous event").
+    """
+    import getpass
+
+    from midas.projection_failures import SkipRefused, skip_event
+
+    async def run() -> None:
+        projector = _projector(name)
+        async with open_database() as db, db.acquire() as conn:
+            try:
+                await skip_event(conn, name, projector.handles, position, reason=reason,
+                                 actor=actor or getpass.getuser())
+            except SkipRefused as exc:
+                raise click.ClickException(str(exc)) from None
+        click.echo(f"{name}: skips the event at position {position}; retried now")
 
     asyncio.run(run())
 
@@ -225,7 +272,7 @@ def projections_rebuild(name: str) -> None:
 
     async def run() -> None:
         projector = _projector(name)
-        async with _database() as db:
+        async with open_database() as db:
             try:
                 position = await rebuild_blue_green(db, projector)
             except NoReadModel as exc:
@@ -251,7 +298,7 @@ def projections_rebuild_all(processes: int) -> None:
     async def run() -> None:
         master_key = resolve_database(Settings()).pii_master_key
         chosen = _projectors()
-        async with _database() as db:
+        async with open_database() as db:
             led = [s.name for s in await projection_status(db, chosen) if s.leader]
             if led:
                 raise click.ClickException(
@@ -284,7 +331,7 @@ def projections_verify(name: str | None, every: bool) -> None:
 
     async def run() -> bool:
         healthy = True
-        async with _database() as db:
+        async with open_database() as db:
             for projector in chosen:
                 report = await verify(db, projector)
                 healthy &= report.ok
@@ -326,10 +373,11 @@ def users() -> None:
 @users.command("create-admin")
 @click.argument("email")
 @click.option("--name", default="Administrator", show_default=True)
-@click.option("--role", type=click.Choice(["admin", "super_admin"]), default="super_admin",
-              show_default=True)
+@click.option("--role", type=click.Choice(["admin", "super_admin", "auditor"]),
+              default="super_admin", show_default=True)
 def users_create_admin(email: str, name: str, role: str) -> None:
-    """Create a staff account; the password is prompted for, or read from stdin."""
+    """Create a staff or auditor account; the password is prompted for, or read from
+    stdin."""
     from midas.security.passwords import WeakPassword, check_password_rules
 
     if sys.stdin.isatty():
@@ -345,14 +393,14 @@ def users_create_admin(email: str, name: str, role: str) -> None:
 
 
 async def _create_admin(email: str, name: str, role: str, password: str) -> str:
-    from commands.accounts import create_account
+    from midas.app import create_account
     from midas.domain.errors import DomainError
     from midas.domain.registry import AGGREGATES
     from midas.eventstore import EventStore, EventTypes, Repository
     from midas.security.pii import PiiCodec
 
     settings = resolve_database(Settings())
-    async with _database() as db:
+    async with open_database() as db:
         store = EventStore(db)
         store.start()
         try:
@@ -367,6 +415,46 @@ async def _create_admin(email: str, name: str, role: str, password: str) -> str:
         finally:
             await store.close()
     return str(account_id)
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(email: str, role: str) -> None:
+    """Change the role of the account with this email (e.g. grant auditor)."""
+    asyncio.run(_set_role(email, role))
+    click.echo(f"{email} is now {role}")
+
+
+async def _set_role(email: str, role: str) -> None:
+    from midas.app import change_account
+    from midas.domain.accounts import Account
+    from midas.domain.errors import DomainError
+    from midas.domain.registry import AGGREGATES
+    from midas.eventstore import EventStore, EventTypes, Repository
+    from midas.security import credentials
+    from midas.security.pii import PiiCodec
+
+    def change(account: Account) -> list[Any]:
+        account.change_role(role)
+        return [credentials.set_fields(account.id, role=account.role)]
+
+    async with open_database() as db:
+        async with db.acquire() as conn:
+            account_id = await credentials.email_owner(conn, email)
+        if account_id is None:
+            raise click.ClickException(f"no account with the email {email}")
+        store = EventStore(db)
+        store.start()
+        try:
+            repo = Repository(store, EventTypes(AGGREGATES),
+                              field_codec=PiiCodec(db, store=store))
+            await change_account(repo, account_id, change,
+                                 {"actor": "cli", "actor_role": "system"})
+        except DomainError as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            await store.close()
 
 
 @main.group("pii")
@@ -385,7 +473,7 @@ def pii_wrap_keys(batch_size: int) -> None:
         raise click.ClickException("set MIDAS_PII_MASTER_KEY to wrap the subject keys")
 
     async def run() -> int:
-        async with _database() as db:
+        async with open_database() as db:
             return await wrap_unwrapped_keys(db, batch_size=batch_size)
 
     try:
@@ -396,29 +484,12 @@ def pii_wrap_keys(batch_size: int) -> None:
 
 
 def _projectors() -> list[Projector]:
-    from projections import all_projectors
+    from midas.app import read_models
 
-    return all_projectors()
-
-
-@asynccontextmanager
-async def _database() -> AsyncIterator[Database]:
-    """An open, migrated Database for one CLI command; the process's KEK set from settings
-    (projectors and the repository's codec unwrap subject keys with it)."""
-    from midas.security.pii import configure_master_key
-
-    settings = resolve_database(Settings())
-    configure_master_key(settings.pii_master_key)
-    await _wait_and_migrate(settings, wait_s=0)
-    db = Database(settings.database_dsn() or "", settings.database_schema)
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
+    return read_models()
 
 
-from midas.audit.cli import audit  # noqa: E402  (the `midas audit` group, issue 8)
+from midas.audit.cli import audit  # noqa: E402  (the `midas audit` group)
 
 main.add_command(audit)
 

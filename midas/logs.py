@@ -5,23 +5,40 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 
+from midas import tracing
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class _RequestIdFilter(logging.Filter):
+    """The request id on every record, and the trace id while the process traces
+    (``midas.tracing``): a log line leads to its trace."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if not hasattr(record, "trace_id"):
+            trace_id = tracing.current_trace_id()
+            if trace_id is not None:
+                record.trace_id = trace_id
         return True
 
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.handlers[:] = [log_handler(json=json)]
+    root.setLevel(level.upper())
+
+
+def log_handler(*, json: bool = True, stream: Any = None) -> logging.Handler:
+    """The service's handler: JSON lines (or text) on ``stream`` (standard error)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     if json:
         handler.setFormatter(
             JsonFormatter(
@@ -34,9 +51,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     handler.addFilter(_RequestIdFilter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    return handler
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -52,19 +52,21 @@ async def catch_up_in_processes(
     db: Database, projectors: Sequence[Projector], *, processes: int = 2,
     batch_size: int = 20_000, master_key: SecretStr | None = None,
 ) -> None:
-    """Catch ``projectors`` (constructible by ``projections.all_projectors``) up to the
-    head, in up to ``processes`` processes side by side."""
+    """Catch ``projectors`` up to the head, in up to ``processes`` processes side by side
+    (each process is handed its projectors, fresh, and imports their modules)."""
     async with db.acquire() as conn:
         counts = {r["type"]: r["n"] for r in await conn.fetch(
             "SELECT type, count(*) AS n FROM events GROUP BY type")}
         await _defer_indexes_from_empty(conn, projectors)
-    groups = deal(projectors, counts, processes)
+    by_name = {p.name: p for p in projectors}
+    groups = [[by_name[name] for name in names]
+              for names in deal(projectors, counts, processes)]
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(len(groups), mp_context=get_context("spawn")) as pool:
         await asyncio.gather(*(
-            loop.run_in_executor(pool, _catch_up_group, db.dsn, db.schema, names,
+            loop.run_in_executor(pool, _catch_up_group, db.dsn, db.schema, group,
                                  batch_size, master_key)
-            for names in groups))
+            for group in groups))
 
 
 async def _defer_indexes_from_empty(conn: asyncpg.Connection,
@@ -77,26 +79,24 @@ async def _defer_indexes_from_empty(conn: asyncpg.Connection,
             await defer_indexes(conn, projector)
 
 
-def _catch_up_group(dsn: str, schema: str, names: list[str], batch_size: int,
+def _catch_up_group(dsn: str, schema: str, projectors: list[Projector], batch_size: int,
                     master_key: SecretStr | None) -> None:
-    """In a child process: catch the named projectors up, reading the log once."""
-    import projections  # noqa: F401  (imported before the heap is settled)
+    """In a child process: catch the projectors up, reading the log once. Their modules
+    were imported when the projectors were unpickled, before the heap is settled."""
     from midas.loop import settle_heap
     from midas.security.pii import configure_master_key
 
     configure_master_key(master_key)
     settle_heap()
-    asyncio.run(_catch_up(dsn, schema, names, batch_size))
+    asyncio.run(_catch_up(dsn, schema, projectors, batch_size))
 
 
-async def _catch_up(dsn: str, schema: str, names: list[str], batch_size: int) -> None:
+async def _catch_up(dsn: str, schema: str, projectors: list[Projector],
+                    batch_size: int) -> None:
     from midas.indexes import build_deferred_indexes
     from midas.projection import catch_up
-    from projections import all_projectors
 
-    projectors = [p for p in all_projectors() if p.name in names]
-    if len(projectors) != len(names):
-        raise ValueError(f"unknown projections among {names}")
+    names = [p.name for p in projectors]
     db = Database(dsn, schema, statement_timeout_s=600)  # catch_up opens its connection
     await catch_up(db, *projectors, batch_size=batch_size, connections=1)
     conn = await db.connect()

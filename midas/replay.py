@@ -29,6 +29,7 @@ from midas.eventstore.database import Database, quote_ident
 from midas.eventstore.store import head_position, read_all
 from midas.indexes import drop_indexes, query_indexes
 from midas.projection import Projector, ensure_checkpoint
+from midas.projection_failures import skipped_positions
 
 BATCH = 1000
 MAX_REPORTED_ROWS = 100
@@ -62,12 +63,15 @@ async def replay(
     conn: asyncpg.Connection, projector: Projector, after: int, upto: int,
     *, batch: int = BATCH,
 ) -> int:
-    """Apply the projector's events in (after, upto] on ``conn``; return ``upto``."""
+    """Apply the projector's events in (after, upto] on ``conn``, but those an operator
+    had it skip (as the live runner does); return ``upto``."""
     types = sorted(projector.handles)
+    skipped = await skipped_positions(conn, projector.name)
     while after < upto:
         events = [e for e in await read_all(conn, after, batch, types) if e.position <= upto]
-        if events:
-            await projector.apply(conn, events)
+        mine = [e for e in events if e.position not in skipped] if skipped else events
+        if mine:
+            await projector.apply(conn, mine)
         if len(events) < batch:
             break
         after = events[-1].position

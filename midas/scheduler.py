@@ -38,7 +38,8 @@ class ManualClock:
             return self._fixed
         return datetime.now(UTC) + self._offset
 
-    __call__ = now
+    def __call__(self) -> datetime:
+        return self.now()
 
     def advance(self, delta: timedelta) -> None:
         if self._fixed is not None:
@@ -112,6 +113,13 @@ class Scheduler(Background):
                     )
         self.tasks_run += done
         return done
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest task falls due (its stored time shifted by its kind's delay)."""
+        async with self.db.acquire() as conn:
+            return await conn.fetchval(
+                "SELECT min(due_at + coalesce(($1::jsonb ->> kind)::interval, interval '0'))"
+                " FROM due_tasks", _delays_json(self.delays))
 
     async def _run(self, task: DueTask, now: datetime) -> bool:
         handler = self.handlers.get(task.kind)

@@ -6,10 +6,12 @@ from projections.availability import AvailabilityProjector
 from projections.bookings import BookingsProjector
 from projections.calendar import CalendarProjector
 from projections.due_tasks import DueTasksProjector
+from projections.instalments import InstalmentsProjector
 from projections.inventory import InventoryProjector
 from projections.kpis import KpisProjector
 from projections.notifications import NotificationsProjector
-from projections.payments import PaymentsProjector
+from projections.payment_ledger import PaymentsProjector
+from projections.policy import PolicyProjector
 from projections.profiles import ProfilesProjector
 
 
@@ -17,6 +19,6 @@ def all_projectors() -> list[Projector]:
     return [
         InventoryProjector(), AvailabilityProjector(), BookingsProjector(), DueTasksProjector(),
         AccountsProjector(), CalendarProjector(), PaymentsProjector(),
-        NotificationsProjector(),  # issue 6: the email outbox's process manager
-        ProfilesProjector(), KpisProjector(),  # issue 7 (the loyalty process: midas.app)
+        NotificationsProjector(),  # the email outbox, written from events
+        ProfilesProjector(), KpisProjector(), InstalmentsProjector(), PolicyProjector(),
     ]

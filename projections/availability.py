@@ -10,6 +10,15 @@ from uuid import UUID
 
 import asyncpg
 
+from midas.domain.item_events import (
+    ITEM_BLOCKED,
+    ITEM_BUFFER_CHANGED,
+    ITEM_MAINTENANCE_REMOVED,
+    ITEM_MAINTENANCE_SCHEDULED,
+    ITEM_RELEASED,
+    ITEM_RESERVED,
+    ITEM_UNBLOCKED,
+)
 from midas.eventstore import RecordedEvent
 from projections.batch import as_columns, insert_rows
 
@@ -20,28 +29,36 @@ class AvailabilityProjector:
     name = "availability"
     tables = (OCCUPATIONS_TABLE,)
     handles = frozenset({
-        "Item.Reserved", "Item.Released", "Item.MaintenanceScheduled", "Item.MaintenanceRemoved",
-        "Item.Blocked", "Item.Unblocked",
+        ITEM_RESERVED, ITEM_RELEASED, ITEM_MAINTENANCE_SCHEDULED, ITEM_MAINTENANCE_REMOVED,
+        ITEM_BLOCKED, ITEM_UNBLOCKED, ITEM_BUFFER_CHANGED,
     })
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         changes = _Occupations()
         for event in events:
-            d = event.data
-            if event.type == "Item.Reserved":
-                changes.occupy(event, d["booking_id"], "booking", d["start"], d["until"])
-            elif event.type == "Item.MaintenanceScheduled":
-                changes.occupy(event, d["window_id"], "maintenance", d["start"], d["end"],
-                               d.get("note", ""))
-            elif event.type == "Item.Blocked":
-                changes.occupy(event, d["block_id"], "external_block", d["start"], d["end"],
-                               d["source"])
-            elif event.type == "Item.Unblocked":
-                changes.free(event, d["block_id"])
-            elif event.type == "Item.Released":
-                changes.free(event, d["booking_id"])
-            elif event.type == "Item.MaintenanceRemoved":
-                changes.free(event, d["window_id"])
+            t = event.type
+            if t == ITEM_RESERVED:
+                r = ITEM_RESERVED.of(event)
+                changes.occupy(event, r["booking_id"], "booking", r["start"], r["until"])
+            elif t == ITEM_MAINTENANCE_SCHEDULED:
+                m = ITEM_MAINTENANCE_SCHEDULED.of(event)
+                changes.occupy(event, m["window_id"], "maintenance", m["start"], m["end"],
+                               m.get("note", ""))
+            elif t == ITEM_BLOCKED:
+                b = ITEM_BLOCKED.of(event)
+                changes.occupy(event, b["block_id"], "external_block", b["start"], b["end"],
+                               b["source"])
+            elif t == ITEM_UNBLOCKED:
+                changes.free(event, ITEM_UNBLOCKED.of(event)["block_id"])
+            elif t == ITEM_RELEASED:
+                changes.free(event, ITEM_RELEASED.of(event)["booking_id"])
+            elif t == ITEM_MAINTENANCE_REMOVED:
+                changes.free(event, ITEM_MAINTENANCE_REMOVED.of(event)["window_id"])
+            elif t == ITEM_BUFFER_CHANGED:  # bookings' occupations end elsewhere
+                for booking in ITEM_BUFFER_CHANGED.of(event)["bookings"]:
+                    changes.free(event, booking["booking_id"])
+                    changes.occupy(event, booking["booking_id"], "booking", booking["start"],
+                                   booking["until"])
         await changes.write(conn)
 
 

@@ -1,11 +1,21 @@
-"""KPIs (issue 7): a daily fact table by currency, category, location and item, and one
+"""KPIs: a daily fact table by currency, category, location and item, and one
 row per booking for what is computed at query time (utilisation, forecast, pace).
 
 Days are the local date of the event's business instant (its ``at``; ``held_at`` for a
 hold) in the booking location's time zone (the quote's ``time_zone``). Revenue: gross is
 ``Payment.Succeeded`` on the day it succeeded, refunds ``Payment.Refunded`` on their day,
-net = gross - refunds. Money is always per currency, never converted. The dashboard's
+net = gross - refunds; of it, ``extras`` and ``pass_through`` (the APA: collected, not
+revenue) are the shares each payment and refund recorded, net of refunds, and the rental
+is the rest. Money is always per currency, never converted. The dashboard's
 live counts (bookings now in each status) are kept with the booking rows they count.
+
+An applied change (``Booking.Changed``) moves the booking to its new item, category,
+location, dates and total: its row (what utilisation and the forecast read) follows it, and
+its events from the change on (its refund, later instalments, its completion) count for
+the new item, category and location; what came before stays where it was counted. The
+payment of a change that costs more comes before the change it applies: while the change
+awaits it, the row keeps its PaymentIntent and new dimensions, so that payment counts for
+the new item too (a change that lapses forgets them).
 """
 
 from __future__ import annotations
@@ -18,7 +28,28 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import orjson
 
+from midas.domain.booking_events import (
+    BOOKING_CANCELLED,
+    BOOKING_CHANGE_LAPSED,
+    BOOKING_CHANGE_REQUESTED,
+    BOOKING_CHANGED,
+    BOOKING_CHECKED_IN,
+    BOOKING_CONFIRMED,
+    BOOKING_EXPIRED,
+    BOOKING_HELD,
+    STATUS_AFTER,
+    BookingTerms,
+    moved,
+)
+from midas.domain.payment_events import (
+    PAYMENT_DISPUTE_CLOSED,
+    PAYMENT_DISPUTE_OPENED,
+    PAYMENT_REFUNDED,
+    PAYMENT_SUCCEEDED,
+    payment_facts,
+)
 from midas.eventstore import RecordedEvent
 from projections.batch import as_columns, begun, unnest_rows, uuid_of
 
@@ -28,12 +59,11 @@ BOOKINGS_TABLE = "kpi_bookings"
 LIVE_TABLE = "kpi_live_counts"  # bookings now in each status (the dashboard)
 UNKNOWN = UUID(int=0)
 COUNTERS = ("gross", "refunds", "held", "confirmed", "confirmed_value", "cancelled",
-            "expired", "completed", "disputes", "disputed_amount", "disputes_lost")
-_STATUS = {"Booking.Confirmed": "confirmed", "Booking.CheckedOut": "active",
-           "Booking.CheckedIn": "completed", "Booking.Cancelled": "cancelled",
-           "Booking.Expired": "expired"}
-_DAILY = {"Booking.Confirmed": "confirmed", "Booking.CheckedIn": "completed",
-          "Booking.Cancelled": "cancelled", "Booking.Expired": "expired"}
+            "expired", "completed", "disputes", "disputed_amount", "disputes_lost",
+            "extras", "pass_through")
+# The daily counter each status-moving event adds to (a check-out counts nowhere).
+_DAILY: dict[str, str] = {BOOKING_CONFIRMED: "confirmed", BOOKING_CHECKED_IN: "completed",
+                          BOOKING_CANCELLED: "cancelled", BOOKING_EXPIRED: "expired"}
 Dims = tuple[str, str, UUID, str, str]  # category, location, item, time zone, currency
 
 
@@ -70,6 +100,20 @@ _INSERT_BOOKINGS = (
     " $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[])"
     " ON CONFLICT DO NOTHING RETURNING status),"
     " moves AS (SELECT status, 1 AS n FROM added) " + _COUNT_MOVES
+)
+_MOVE_BOOKINGS = (
+    f"UPDATE {BOOKINGS_TABLE} b SET item_id = c.item_id, category = c.category,"
+    " location = c.location, time_zone = c.time_zone, currency = c.currency,"
+    " total_due = c.total_due, starts_at = c.starts_at, ends_at = c.ends_at"
+    " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::bigint[], $8::timestamptz[], $9::timestamptz[]) AS c(booking_id, item_id, category,"
+    " location, time_zone, currency, total_due, starts_at, ends_at)"
+    " WHERE b.booking_id = c.booking_id"
+)
+_PEND_BOOKINGS = (
+    f"UPDATE {BOOKINGS_TABLE} b SET change_reference = c.reference,"
+    " change_dims = c.dims::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[])"
+    " AS c(booking_id, reference, dims) WHERE b.booking_id = c.booking_id"
 )
 _UPDATE_BOOKINGS = (
     "WITH change AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[],"
@@ -115,11 +159,35 @@ class _Batch:
         # booking -> its fixed facts, and its changes (as in ``updates``) since the hold
         self.inserts: dict[UUID, tuple[tuple[Any, ...], list[Any]]] = {}
         self.updates: dict[UUID, list[Any]] = {}  # status, confirmed, cancelled, paid, +, +
+        # booking -> item, category, location, time zone, currency, total, start, end
+        self.moves: dict[UUID, tuple[Any, ...]] = {}
+        # booking -> the payment of the change it awaits, and that change's dims (or None)
+        self.pending: dict[UUID, tuple[str | None, str | None]] = {}
         self.daily: dict[tuple[Any, ...], list[int]] = {}
 
     def hold(self, booking: UUID, facts: tuple[Any, ...]) -> None:
         if booking not in self.inserts:  # ON CONFLICT DO NOTHING
             self.inserts[booking] = (facts, ["held", None, None, None, 0, 0])
+
+    def move(self, booking: UUID, dims: Dims, total_due: int, start: datetime,
+             end: datetime) -> None:
+        """A change moved the booking: a booking held in the batch is written moved."""
+        category, location, item, zone, currency = dims
+        moved = (item, category, location, zone, currency, total_due, start, end)
+        held = self.inserts.get(booking)
+        if held is None:
+            self.moves[booking] = moved
+            return
+        facts = held[0]
+        self.inserts[booking] = ((facts[0], *moved[:6], facts[7], start, end), held[1])
+
+    def pend(self, booking: UUID, awaited: tuple[str, Dims] | None) -> None:
+        if awaited is None:
+            self.pending[booking] = (None, None)
+            return
+        reference, (category, location, item, zone, currency) = awaited
+        self.pending[booking] = (reference, orjson.dumps(
+            [category, location, str(item), zone, currency]).decode())
 
     def update(self, booking: UUID) -> list[Any]:
         held = self.inserts.get(booking)
@@ -145,6 +213,12 @@ class _Batch:
         if self.updates:
             await conn.execute(_UPDATE_BOOKINGS, *as_columns(
                 [(b, *v) for b, v in self.updates.items()]))
+        if self.moves:
+            await conn.execute(_MOVE_BOOKINGS, *as_columns(
+                [(b, *v) for b, v in self.moves.items()]))
+        if self.pending:
+            await conn.execute(_PEND_BOOKINGS, *as_columns(
+                [(b, *v) for b, v in self.pending.items()]))
         if self.daily:
             source, arrays = await unnest_rows(conn, DAILY_TABLE, (*_DAILY_KEY, *COUNTERS),
                                                [(*k, *v) for k, v in self.daily.items()])
@@ -152,24 +226,34 @@ class _Batch:
 
 
 _INDEX = {col: n for n, col in enumerate(COUNTERS)}
+_CHANGES = (BOOKING_CHANGE_REQUESTED, BOOKING_CHANGED, BOOKING_CHANGE_LAPSED)
+_BOOKING_EVENTS = frozenset({BOOKING_HELD, *_CHANGES, *STATUS_AFTER})
+
+
+def _dims_of(terms: BookingTerms) -> Dims:
+    """The dimensions of a change's terms."""
+    q = terms["quote"]
+    return (q["category"], q["location_code"], uuid_of(terms["item_id"]),
+            q.get("time_zone") or "UTC", q["currency"])
 
 
 class KpisProjector:
     name = "kpis"
     tables = (DAILY_TABLE, TOTALS_TABLE, BOOKINGS_TABLE, LIVE_TABLE)
     handles = frozenset({
-        "Booking.Held", *_STATUS, "Payment.Succeeded", "Payment.Refunded",
-        "Payment.DisputeOpened", "Payment.DisputeClosed",
+        *_BOOKING_EVENTS, PAYMENT_SUCCEEDED, PAYMENT_REFUNDED,
+        PAYMENT_DISPUTE_OPENED, PAYMENT_DISPUTE_CLOSED,
     })
 
     def __init__(self) -> None:
-        self._dims: dict[UUID, Dims] = {}  # never change once held
+        self._dims: dict[UUID, Dims] = {}  # as held, then as each applied change left them
+        self._awaited: dict[UUID, tuple[str, Dims]] = {}  # a change's payment, its dims
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         await self._load_dims(conn, events)
         batch = _Batch()
         for event in events:
-            if event.type.startswith("Booking."):
+            if event.type in _BOOKING_EVENTS:
                 self._booking(batch, event)
             else:
                 self._payment(batch, event)
@@ -179,24 +263,31 @@ class KpisProjector:
                          ) -> None:
         if len(self._dims) > DIMS_CACHE:
             self._dims.clear()  # bounded memory; misses are read back, one query a batch
-        missing, new = set(), begun(e for e in events if e.type.startswith("Booking."))
+            self._awaited.clear()
+        missing, new = set(), begun(e for e in events if e.type in _BOOKING_EVENTS)
         for e in events:
-            if e.type == "Booking.Held":
+            if e.type == BOOKING_HELD:
                 continue
-            booking = e.stream_id if e.type.startswith("Booking.") else uuid_of(
-                e.data["booking_id"])
+            booking = e.stream_id if e.type in _BOOKING_EVENTS else uuid_of(
+                payment_facts(e)["booking_id"])
             if booking not in self._dims and booking not in new:
                 missing.add(booking)
         if missing:
             for r in await conn.fetch(
-                f"SELECT booking_id, category, location, item_id, time_zone, currency FROM"
-                f" {BOOKINGS_TABLE} WHERE booking_id = ANY($1::uuid[])", list(missing)):
+                f"SELECT booking_id, category, location, item_id, time_zone, currency,"
+                f" change_reference, change_dims FROM {BOOKINGS_TABLE}"
+                " WHERE booking_id = ANY($1::uuid[])", list(missing)):
                 self._dims[r["booking_id"]] = (r["category"], r["location"], r["item_id"],
                                                r["time_zone"], r["currency"])
+                if r["change_reference"] is not None:
+                    c, loc, item, zone, ccy = orjson.loads(r["change_dims"])
+                    self._awaited[r["booking_id"]] = (r["change_reference"],
+                                                      (c, loc, UUID(item), zone, ccy))
 
     def _booking(self, batch: _Batch, event: RecordedEvent) -> None:
-        d, booking, t = event.data, event.stream_id, event.type
-        if t == "Booking.Held":
+        booking, t = event.stream_id, event.type
+        if t == BOOKING_HELD:
+            d = BOOKING_HELD.of(event)
             q = d["quote"]
             dims = (q["category"], q["location_code"], uuid_of(d["item_id"]),
                     q.get("time_zone") or "UTC", q["currency"])
@@ -207,32 +298,63 @@ class KpisProjector:
                 datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])))
             batch.add(dims, q["currency"], d["held_at"], held=1)
             return
-        dims = self._dims.get(booking)
-        if dims is None:
+        if t in _CHANGES:
+            self._change(batch, booking, event)
             return
-        at, change = d["at"], batch.update(booking)
-        change[0] = _STATUS[t]
-        if t == "Booking.Confirmed":
-            change[1], change[3] = datetime.fromisoformat(at), int(d["amount_paid"])
-            batch.add(dims, dims[4], at, confirmed=1, confirmed_value=int(d["amount_paid"]))
+        known = self._dims.get(booking)
+        if known is None:
             return
-        if t == "Booking.Cancelled":
+        at, change = moved(event)["at"], batch.update(booking)
+        change[0] = STATUS_AFTER[t]
+        if t == BOOKING_CONFIRMED:
+            amount_paid = int(BOOKING_CONFIRMED.of(event)["amount_paid"])
+            change[1], change[3] = datetime.fromisoformat(at), amount_paid
+            batch.add(known, known[4], at, confirmed=1, confirmed_value=amount_paid)
+            return
+        if t == BOOKING_CANCELLED:
             change[2] = datetime.fromisoformat(at)
         if t in _DAILY:
-            batch.add(dims, dims[4], at, **{_DAILY[t]: 1})
+            batch.add(known, known[4], at, **{_DAILY[t]: 1})
+
+    def _change(self, batch: _Batch, booking: UUID, event: RecordedEvent) -> None:
+        if booking not in self._dims:
+            return  # a booking this read model never saw held
+        if event.type == BOOKING_CHANGE_REQUESTED:
+            requested = BOOKING_CHANGE_REQUESTED.of(event)
+            awaited = self._awaited[booking] = (requested["payment_reference"],
+                                                _dims_of(requested["terms"]))
+            batch.pend(booking, awaited)
+            return
+        if self._awaited.pop(booking, None) is not None:
+            batch.pend(booking, None)
+        if event.type == BOOKING_CHANGED:
+            terms = BOOKING_CHANGED.of(event)["terms"]
+            q = terms["quote"]
+            dims = self._dims[booking] = _dims_of(terms)
+            batch.move(booking, dims, int(q["total_due"]),
+                       datetime.fromisoformat(terms["start"]),
+                       datetime.fromisoformat(terms["end"]))
 
     def _payment(self, batch: _Batch, event: RecordedEvent) -> None:
-        d, t = event.data, event.type
+        d, t = payment_facts(event), event.type
         booking = uuid_of(d["booking_id"])
         dims = self._dims.get(booking) or ("unknown", "unknown", UNKNOWN, "UTC", "")
+        awaited = self._awaited.get(booking)
+        if (t == PAYMENT_SUCCEEDED and awaited is not None
+                and awaited[0] == PAYMENT_SUCCEEDED.of(event)["reference"]):
+            dims = awaited[1]  # the payment of a change: for what it changes to
         amount, currency = int(d["amount"]), d["currency"]
-        if t == "Payment.Succeeded":
+        if t == PAYMENT_SUCCEEDED:
+            parts = PAYMENT_SUCCEEDED.of(event).get("parts") or {}
             batch.update(booking)[4] += amount
-            batch.add(dims, currency, d["at"], gross=amount)
-        elif t == "Payment.Refunded":
+            batch.add(dims, currency, d["at"], gross=amount, **parts)
+        elif t == PAYMENT_REFUNDED:
+            parts = PAYMENT_REFUNDED.of(event).get("parts") or {}
             batch.update(booking)[5] += amount
-            batch.add(dims, currency, d["at"], refunds=amount)
-        elif t == "Payment.DisputeOpened":
+            batch.add(dims, currency, d["at"], refunds=amount,
+                      **{name: -value for name, value in parts.items()})
+        elif t == PAYMENT_DISPUTE_OPENED:
             batch.add(dims, currency, d["at"], disputes=1, disputed_amount=amount)
-        elif t == "Payment.DisputeClosed" and d.get("outcome") == "lost":
+        elif (t == PAYMENT_DISPUTE_CLOSED
+              and PAYMENT_DISPUTE_CLOSED.of(event).get("outcome") == "lost"):
             batch.add(dims, currency, d["at"], disputes_lost=1)

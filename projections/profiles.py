@@ -1,4 +1,4 @@
-"""Customer profiles (issue 7): per customer, bookings, spend, favourites, points, tier, notes.
+"""Customer profiles: per customer, bookings, spend, favourites, points, tier, notes.
 
 Facts only: segments are derived at query time (``midas.domain.segments``). Names and
 emails are not copied (queries join the accounts read model); note texts are decrypted
@@ -15,7 +15,32 @@ from uuid import UUID
 
 import asyncpg
 
+from midas.domain.account_events import (
+    ACCOUNT_DEACTIVATED,
+    ACCOUNT_ERASED,
+    ACCOUNT_LOYALTY_POINTS_AWARDED,
+    ACCOUNT_LOYALTY_POINTS_REVOKED,
+    ACCOUNT_NOTE_ADDED,
+    ACCOUNT_POINTS_RELEASED,
+    ACCOUNT_POINTS_RESERVED,
+    ACCOUNT_POINTS_RETURNED,
+    ACCOUNT_POINTS_SPENT,
+    ACCOUNT_REGISTERED,
+    ACCOUNT_TIER_RAISED,
+    ACCOUNT_TIER_SET,
+    points_move,
+    tier_change,
+)
 from midas.domain.accounts import ERASED, Account
+from midas.domain.booking_events import (
+    BOOKING_CANCELLED,
+    BOOKING_CHECKED_IN,
+    BOOKING_CONFIRMED,
+    BOOKING_EXPIRED,
+    BOOKING_HELD,
+    STATUS_AFTER,
+)
+from midas.domain.payment_events import PAYMENT_REFUNDED, PAYMENT_SUCCEEDED, payment_facts
 from midas.eventstore import RecordedEvent
 from midas.security.pii import open_events, personal_paths
 from projections.batch import as_columns, begun, insert_rows, update_rows, uuid_of
@@ -69,17 +94,19 @@ _UPSERT_SPEND = (
 )
 _UPSERT_FAVOURITE = (f"(customer_id, kind, value) DO UPDATE SET"
                      f" n = {FAVOURITES_TABLE}.n + EXCLUDED.n")
+# Points as payment, and how each changes the balance (spent ones were taken when reserved).
+_POINTS: dict[str, tuple[str, int]] = {
+    ACCOUNT_POINTS_RESERVED: ("reserved", -1), ACCOUNT_POINTS_SPENT: ("spent", 0),
+    ACCOUNT_POINTS_RELEASED: ("released", 1), ACCOUNT_POINTS_RETURNED: ("returned", 1)}
 _POINTS_COLUMNS = ("position", "customer_id", "booking_id", "kind", "points", "balance",
                    "multiplier", "recorded_at")
 _NOTE_COLUMNS = ("note_id", "customer_id", "author_id", "text", "recorded_at")
-_COUNT = {  # booking event -> profile counter
-    "Booking.Held": "bookings", "Booking.Confirmed": "confirmed",
-    "Booking.CheckedIn": "completed", "Booking.Cancelled": "cancelled",
-    "Booking.Expired": "expired",
+_COUNT: dict[str, str] = {  # booking event -> profile counter
+    BOOKING_HELD: "bookings", BOOKING_CONFIRMED: "confirmed", BOOKING_CHECKED_IN: "completed",
+    BOOKING_CANCELLED: "cancelled", BOOKING_EXPIRED: "expired",
 }
-_STATUS = {"Booking.Confirmed": "confirmed", "Booking.CheckedOut": "active",
-           "Booking.CheckedIn": "completed", "Booking.Cancelled": "cancelled",
-           "Booking.Expired": "expired"}
+_BOOKING_EVENTS = frozenset({BOOKING_HELD, *STATUS_AFTER})
+_PAYMENT_EVENTS = frozenset({PAYMENT_SUCCEEDED, PAYMENT_REFUNDED})
 
 
 # A profile's changes in a batch: counters..., first, last, status, tier, reason, points.
@@ -161,10 +188,9 @@ class ProfilesProjector:
               NOTES_TABLE)
     indexes_read = frozenset({"cust_notes_customer"})  # an erased customer's notes
     handles = frozenset({
-        "Account.Registered", "Account.Deactivated",
-        "Account.Erased", "Account.TierRaised", "Account.TierSet",
-        "Account.LoyaltyPointsAwarded", "Account.LoyaltyPointsRevoked", "Account.NoteAdded",
-        *_COUNT, *_STATUS, "Payment.Succeeded", "Payment.Refunded",
+        ACCOUNT_REGISTERED, ACCOUNT_DEACTIVATED, ACCOUNT_ERASED, ACCOUNT_TIER_RAISED,
+        ACCOUNT_TIER_SET, ACCOUNT_LOYALTY_POINTS_AWARDED, ACCOUNT_LOYALTY_POINTS_REVOKED,
+        ACCOUNT_NOTE_ADDED, *_POINTS, *_BOOKING_EVENTS, *_PAYMENT_EVENTS,
     })
 
     def __init__(self) -> None:
@@ -176,22 +202,21 @@ class ProfilesProjector:
         batch = _Batch()
         for event in await open_events(conn, events, _PERSONAL):
             batch.at = event.recorded_at
-            kind = event.type.split(".", 1)[0]
-            if kind == "Account":
-                self._account(batch, event)
-            elif kind == "Booking":
+            if event.type in _BOOKING_EVENTS:
                 self._booking(batch, event)
-            else:
+            elif event.type in _PAYMENT_EVENTS:
                 self._payment(batch, event)
+            else:
+                self._account(batch, event)
         await batch.write(conn)
 
     async def _load_dims(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]
                          ) -> None:
         if len(self._dims) > DIMS_CACHE:
             self._dims.clear()  # bounded memory; misses are read back, one query a batch
-        bookings = [e for e in events if e.type.startswith("Booking.")]
+        bookings = [e for e in events if e.type in _BOOKING_EVENTS]
         new = begun(bookings)
-        missing = {e.stream_id for e in bookings if e.type != "Booking.Held"
+        missing = {e.stream_id for e in bookings if e.type != BOOKING_HELD
                    and e.stream_id not in self._dims and e.stream_id not in new}
         if missing:
             for r in await conn.fetch(
@@ -201,35 +226,50 @@ class ProfilesProjector:
                                                r["currency"], r["held_at"])
 
     def _account(self, batch: _Batch, event: RecordedEvent) -> None:
-        d, customer, t = event.data, event.stream_id, event.type
-        if t == "Account.Registered":
-            if d["role"] == "customer":
+        customer, t = event.stream_id, event.type
+        if t == ACCOUNT_REGISTERED:
+            if ACCOUNT_REGISTERED.of(event)["role"] == "customer":
                 batch.customers[customer] = event.recorded_at
             return
-        if t == "Account.NoteAdded":
-            batch.notes.append((uuid_of(d["note_id"]), customer,
-                                uuid_of(d["author_id"]) if d.get("author_id") else None,
-                                d["text"], event.recorded_at))
+        if t == ACCOUNT_NOTE_ADDED:
+            note = ACCOUNT_NOTE_ADDED.of(event)
+            author = note.get("author_id")
+            batch.notes.append((uuid_of(note["note_id"]), customer,
+                                uuid_of(author) if author else None, note["text"],
+                                event.recorded_at))
             return
-        row = batch.profile(customer, ensure=t not in ("Account.Deactivated", "Account.Erased"))
-        if t == "Account.Deactivated":
+        row = batch.profile(customer, ensure=t not in (ACCOUNT_DEACTIVATED, ACCOUNT_ERASED))
+        if t == ACCOUNT_DEACTIVATED:
             row[7] = "deactivated"
-        elif t == "Account.Erased":
+        elif t == ACCOUNT_ERASED:
             row[7] = "erased"
             batch.erased.append(customer)
-        elif t in ("Account.TierRaised", "Account.TierSet"):
-            row[8], row[9] = d["tier"], d["reason"]
-        elif t in ("Account.LoyaltyPointsAwarded", "Account.LoyaltyPointsRevoked"):
-            awarded = t == "Account.LoyaltyPointsAwarded"
-            row[10] = d["balance"]
+        elif t in (ACCOUNT_TIER_RAISED, ACCOUNT_TIER_SET):
+            tier = tier_change(event)
+            row[8], row[9] = tier["tier"], tier["reason"]
+        elif t in _POINTS:  # points as payment: reserved, spent, released, returned
+            move, (kind, sign) = points_move(event), _POINTS[t]
+            row[10] = move["balance"]
             batch.points.append((
-                event.position, customer, uuid_of(d["booking_id"]),
-                "awarded" if awarded else "revoked", d["points"] if awarded else -d["points"],
-                d["balance"], d.get("multiplier"), event.recorded_at))
+                event.position, customer, uuid_of(move["booking_id"].split(":")[0]), kind,
+                sign * move["points"], move["balance"], None, event.recorded_at))
+        elif t == ACCOUNT_LOYALTY_POINTS_AWARDED:
+            award = ACCOUNT_LOYALTY_POINTS_AWARDED.of(event)
+            row[10] = award["balance"]
+            batch.points.append((
+                event.position, customer, uuid_of(award["booking_id"]), "awarded",
+                award["points"], award["balance"], award.get("multiplier"), event.recorded_at))
+        elif t == ACCOUNT_LOYALTY_POINTS_REVOKED:
+            revoked = ACCOUNT_LOYALTY_POINTS_REVOKED.of(event)
+            row[10] = revoked["balance"]
+            batch.points.append((
+                event.position, customer, uuid_of(revoked["booking_id"]), "revoked",
+                -revoked["points"], revoked["balance"], None, event.recorded_at))
 
     def _booking(self, batch: _Batch, event: RecordedEvent) -> None:
-        d, booking, t = event.data, event.stream_id, event.type
-        if t == "Booking.Held":
+        booking, t = event.stream_id, event.type
+        if t == BOOKING_HELD:
+            d = BOOKING_HELD.of(event)
             q = d["quote"]
             customer = uuid_of(d["customer_id"])
             held_at = datetime.fromisoformat(d["held_at"])
@@ -245,11 +285,11 @@ class ProfilesProjector:
         if dims is None:
             return  # a booking this projection never saw held (cannot happen in one log)
         customer, category, location, currency, held_at = dims
-        batch.booking(booking)[0] = _STATUS[t]
+        batch.booking(booking)[0] = STATUS_AFTER[t]
         row = batch.profile(customer)
         if t in _COUNT:
             row[_COUNTERS.index(_COUNT[t])] += 1
-        if t == "Booking.Confirmed":
+        if t == BOOKING_CONFIRMED:
             row[5] = held_at if row[5] is None else min(row[5], held_at)
             row[6] = held_at if row[6] is None else max(row[6], held_at)
             batch.spent(customer, currency)[2] += 1
@@ -257,9 +297,9 @@ class ProfilesProjector:
                 batch.favourites[key] = batch.favourites.get(key, 0) + 1
 
     def _payment(self, batch: _Batch, event: RecordedEvent) -> None:
-        d = event.data
+        d = payment_facts(event)
         customer, amount = uuid_of(d["customer_id"]), int(d["amount"])
-        n = 0 if event.type == "Payment.Succeeded" else 1
+        n = 0 if event.type == PAYMENT_SUCCEEDED else 1
         batch.customers.setdefault(customer, None)
         batch.first_seen.setdefault(customer, event.recorded_at)
         batch.spent(customer, d["currency"])[n] += amount

@@ -5,18 +5,34 @@ from queries import (
     accounts,
     audit,
     availability,
+    booking_rules,
     bookings,
     calendar,
+    clock,
+    consents,
     customers,
     dashboard,
-    errors,
+    error_reports,
+    extras,
+    fleet,
     inventory,
+    locations,
     notifications,
-    payments,
+    payment_ledger,
+    pricing,
+    privacy,
+    receivables,
     reports,
 )
 
 APIS: list[Api] = [inventory.api, availability.api, bookings.api, accounts.api,
-                   audit.api, calendar.api, payments.api]
-APIS += [errors.api, notifications.api]  # issue 6
-APIS += [customers.api, reports.api, dashboard.api]  # issue 7
+                   audit.api, calendar.api, payment_ledger.api]
+APIS += [error_reports.api, notifications.api]
+APIS += [customers.api, reports.api, dashboard.api]
+APIS += [consents.api, privacy.api]
+APIS += [clock.api]  # the service's clock, outside production
+APIS += [fleet.api]  # the fleet timeline and staff workload (the console reads them)
+APIS += [locations.api, pricing.api]  # locations as data, stay rules
+APIS += [extras.api]  # extras around the item
+APIS += [receivables.api]
+APIS += [booking_rules.api]  # the booking rules, set by admins

@@ -13,7 +13,8 @@ from midas.http.api import Api
 from midas.http.auth import Role, require_principal
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import DATABASE, GATE
+from midas.http.fields import Line
+from midas.http.keys import GATE
 from projections.accounts import ACCOUNTS_TABLE
 
 api = Api(tag="accounts", kind="query")
@@ -28,6 +29,9 @@ class AccountView(BaseModel):
     role: str
     status: str
     google_linked: bool
+    email_verified: bool
+    pending_email: str | None = Field(
+        description="A new email awaiting verification; it takes effect once verified.")
     consent_version: str | None
     consent_at: datetime | None
     version: int
@@ -41,7 +45,7 @@ class AccountPage(BaseModel):
 
 
 class AccountFilter(ConsistentQuery):
-    q: str | None = Field(None, min_length=1, max_length=200,
+    q: Line | None = Field(None, min_length=1, max_length=200,
                           description="Part of the email or the name (case-insensitive).")
     role: Role | None = None
     status: str | None = Field(None, pattern=r"^(active|deactivated|erased)$")
@@ -60,8 +64,8 @@ def _like(text: str) -> str:
 @api.get("/api/v1/accounts", summary="Search accounts (staff)", query=AccountFilter,
          response=AccountPage)
 async def list_accounts(request: web.Request, query: AccountFilter) -> web.Response:
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {_COLUMNS} FROM {ACCOUNTS_TABLE}"
             " WHERE ($1::text IS NULL OR email ILIKE $1 OR name ILIKE $1)"
@@ -84,8 +88,8 @@ async def get_account(request: web.Request, query: ConsistentQuery) -> web.Respo
     principal, account_id = require_principal(request), path_uuid(request)
     if principal.role == Role.CUSTOMER and principal.account_id != account_id:
         raise web.HTTPNotFound()
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {_COLUMNS} FROM {ACCOUNTS_TABLE} WHERE id = $1", account_id
         )

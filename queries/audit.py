@@ -3,12 +3,12 @@ chain verification, signed checkpoints and NDJSON export. Read only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from midas.audit import log as audit_log
 from midas.audit.checkpoint import key_bytes, make_checkpoint
@@ -20,15 +20,20 @@ from midas.eventstore import EventTypes
 from midas.eventstore.chain import verify_chain
 from midas.http.api import Api
 from midas.http.context import path_uuid
+from midas.http.fields import Instant, Line, Slug
 from midas.http.keys import DATABASE, PROJECTORS, SETTINGS
 from midas.http.problems import Problem
 from midas.replay import NoReadModel, read_model_as_of
+from midas.security import credentials
+from midas.security.events import TABLE as SECURITY_EVENTS
+from midas.security.events import Kind, subject_of
 
 api = Api(tag="audit", kind="query")
 NDJSON = "application/x-ndjson"
 MAX_POSITION = 2**63 - 1  # bigint
 MAX_VERSION = 2**31 - 1  # integer
 _TYPES = EventTypes(AGGREGATES)
+EventType = Annotated[Line, Field(max_length=200)]
 
 
 class LogQuery(BaseModel):
@@ -39,10 +44,11 @@ class LogQuery(BaseModel):
     to: int | None = Field(None, ge=1, le=MAX_POSITION,
                            description="Up to and including this position.")
     stream_id: UUID | None = None
-    type: list[str] | str | None = Field(None, description="Event type(s); repeat to add.")
-    actor: str | None = Field(None, max_length=200)
-    since: AwareDatetime | None = Field(None, description="Recorded at or after this instant.")
-    until: AwareDatetime | None = Field(None, description="Recorded before this instant.")
+    type: list[EventType] | EventType | None = Field(
+        None, max_length=100, description="Event type(s); repeat to add.")
+    actor: Line | None = Field(None, max_length=200)
+    since: Instant | None = Field(None, description="Recorded at or after this instant.")
+    until: Instant | None = Field(None, description="Recorded before this instant.")
 
     def log_filter(self) -> audit_log.LogFilter:
         types = [self.type] if isinstance(self.type, str) else list(self.type or [])
@@ -108,7 +114,7 @@ class StateQuery(BaseModel):
 
     version: int | None = Field(None, ge=1, le=MAX_VERSION,
                                 description="Replay up to this version.")
-    at: AwareDatetime | None = Field(None, description="Replay events recorded until then.")
+    at: Instant | None = Field(None, description="Replay events recorded until then.")
 
 
 class AggregateState(BaseModel):
@@ -182,7 +188,7 @@ class ReadModelAsOf(BaseModel):
 
 @api.get("/api/v1/audit/read-models/{name}",
          summary="A read model as of a past position (replayed into a shadow copy)",
-         query=AsOfQuery, response=ReadModelAsOf)
+         query=AsOfQuery, response=ReadModelAsOf, path_params={"name": Slug})
 async def read_model(request: web.Request, query: AsOfQuery) -> web.Response:
     name = request.match_info["name"]
     projector = next((p for p in request.app[PROJECTORS] if p.name == name), None)
@@ -272,3 +278,76 @@ async def export_events(request: web.Request, query: LogQuery) -> web.StreamResp
 
 def _json(body: dict[str, Any]) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+# -- security events ----------------------------------------------------------------------------
+
+
+class SecurityEventsQuery(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    after: int = Field(0, ge=0, le=MAX_POSITION, description="Records after this id (paging).")
+    limit: int = Field(100, ge=1, le=1000)
+    kind: list[Kind] | Kind | None = Field(None, description="Kind(s); repeat to add.")
+    account_id: UUID | None = None
+    email: Line | None = Field(None, min_length=3, max_length=254,
+                              description="Records about this email: its account's, and"
+                                          " failed sign-ins naming it (by keyed hash).")
+    since: Instant | None = Field(None, description="Occurred at or after this instant.")
+    until: Instant | None = Field(None, description="Occurred before this instant.")
+
+
+class SecurityEventView(BaseModel):
+    id: int
+    occurred_at: str
+    kind: Kind
+    account_id: UUID | None
+    subject: str | None = Field(description="A keyed hash of an email matching no account.")
+    actor: str | None
+    client_ip: str | None
+    route: str | None
+    request_id: str | None
+    detail: dict[str, Any]
+
+
+class SecurityEventPage(BaseModel):
+    events: list[SecurityEventView]
+    next_after: int | None = Field(None, description="Pass as `after` for the next page.")
+
+
+@api.get("/api/v1/audit/security-events",
+         summary="Security events: failed sign-ins, lockouts, refresh-token reuse, refusals,"
+                 " webhook signature failures, erasures", query=SecurityEventsQuery,
+         response=SecurityEventPage)
+async def security_events(request: web.Request, query: SecurityEventsQuery) -> web.Response:
+    kinds = [query.kind] if isinstance(query.kind, Kind) else list(query.kind or [])
+    where: list[str] = ["id > $1"]
+    args: list[Any] = [query.after]
+
+    def condition(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.replace("?", f"${len(args)}"))
+
+    if kinds:
+        condition("kind = ANY(?::text[])", [k.value for k in kinds])
+    if query.account_id is not None:
+        condition("account_id = ?", query.account_id)
+    if query.since is not None:
+        condition("occurred_at >= ?", query.since)
+    if query.until is not None:
+        condition("occurred_at < ?", query.until)
+    async with request.app[DATABASE].acquire() as conn:
+        if query.email is not None:
+            owner = await credentials.email_owner(conn, query.email)
+            args.extend([subject_of(request.app[SETTINGS], query.email), owner])
+            where.append(f"(subject = ${len(args) - 1} OR account_id = ${len(args)})")
+        args.append(query.limit)
+        rows = await conn.fetch(
+            f"SELECT * FROM {SECURITY_EVENTS} WHERE {' AND '.join(where)}"
+            f" ORDER BY id LIMIT ${len(args)}", *args)
+    events = [{**dict(r), "occurred_at": r["occurred_at"].isoformat(),
+               "account_id": str(r["account_id"]) if r["account_id"] else None,
+               "detail": orjson.loads(r["detail"]) if isinstance(r["detail"], str)
+               else r["detail"]} for r in rows]
+    next_after = events[-1]["id"] if len(events) == query.limit else None
+    return _json({"events": events, "next_after": next_after})

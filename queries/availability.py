@@ -10,30 +10,30 @@ from uuid import UUID
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from midas.domain.catalogue import Catalogue, Category, RateUnit, ServiceLevel
 from midas.domain.pricing import quote
-from midas.eventstore import Repository
 from midas.http.api import Api
 from midas.http.auth import current_principal
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import DATABASE, GATE, REPOSITORY
-from midas.policy import current_policy
+from midas.http.fields import Instant
+from midas.http.keys import GATE
 from projections.availability import OCCUPATIONS_TABLE
 from projections.inventory import ITEMS_TABLE
+from queries import policy
 
 api = Api(tag="availability", kind="query")
-READS = ("inventory", "availability")
+READS = ("inventory", "availability", *policy.READS)
 MAX_CANDIDATES = 500
-_POLICY_CACHE: weakref.WeakKeyDictionary[Repository, tuple[float, Catalogue]] = (
+_POLICY_CACHE: weakref.WeakKeyDictionary[Any, tuple[float, Catalogue]] = (
     weakref.WeakKeyDictionary())
 
 
 class Interval(ConsistentQuery):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Interval:
@@ -71,8 +71,8 @@ class SearchResult(BaseModel):
 @api.get("/api/v1/availability", summary="Items free over [start, end), cheapest first",
          query=Search, response=SearchResult)
 async def search(request: web.Request, query: Search) -> web.Response:
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             f"SELECT i.* FROM {ITEMS_TABLE} i WHERE i.status = 'active'"
             " AND ($1::text IS NULL OR i.category = $1) AND ($2::text IS NULL OR i.location = $2)"
@@ -82,7 +82,7 @@ async def search(request: web.Request, query: Search) -> web.Response:
             " ORDER BY i.rate, i.id LIMIT $5",
             query.category, query.location, query.start, query.end, MAX_CANDIDATES,
         )
-    catalogue = await _catalogue(request)
+        catalogue = await _catalogue(db, conn)
     offers = []
     for row in _cheapest_per_kind(rows, query.limit):
         priced = quote(
@@ -119,21 +119,20 @@ def _cheapest_per_kind(rows: list[Any], limit: int) -> list[Any]:
 _POLICY_TTL_S = 1.0
 
 
-async def _catalogue(request: web.Request) -> Catalogue:
-    """The pricing policy for "price from" figures, cached a second per process (quotes and
-    bookings always load it fresh)."""
-    repo = request.app[REPOSITORY]
-    cached = _POLICY_CACHE.get(repo)
+async def _catalogue(db: Any, conn: Any) -> Catalogue:
+    """The pricing policy for "price from" figures (its read model), cached a second per
+    database read (quotes and bookings always load it fresh)."""
+    cached = _POLICY_CACHE.get(db)
     now = time.monotonic()
     if cached is None or now - cached[0] > _POLICY_TTL_S:
-        catalogue, _ = await current_policy(repo)
-        cached = _POLICY_CACHE[repo] = (now, catalogue)
+        catalogue, _ = await policy.catalogue(conn)
+        cached = _POLICY_CACHE[db] = (now, catalogue)
     return cached[1]
 
 
 class CalendarQuery(ConsistentQuery):
-    from_: AwareDatetime = Field(alias="from")
-    to: AwareDatetime
+    from_: Instant = Field(alias="from")
+    to: Instant
 
     @model_validator(mode="after")
     def _ordered(self) -> CalendarQuery:
@@ -145,8 +144,8 @@ class CalendarQuery(ConsistentQuery):
 
 
 class Busy(BaseModel):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant
     kind: str | None = Field(None, description="booking or maintenance (staff only)")
     id: str | None = Field(None, description="booking or window id (staff only)")
 
@@ -160,8 +159,8 @@ class Calendar(BaseModel):
          query=CalendarQuery, response=Calendar)
 async def calendar(request: web.Request, query: CalendarQuery) -> web.Response:
     item_id = path_uuid(request)
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         exists = await conn.fetchval(f"SELECT 1 FROM {ITEMS_TABLE} WHERE id = $1", item_id)
         if exists is None:
             raise web.HTTPNotFound()

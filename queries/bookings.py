@@ -8,14 +8,18 @@ from uuid import UUID
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
+from midas.domain.catalogue import Category
+from midas.domain.refunds import CancellationReason, refund_amount, refund_percentage_at
 from midas.http.api import Api
 from midas.http.auth import Principal, current_principal
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import CLOCK, DATABASE, GATE
+from midas.http.fields import Instant
+from midas.http.keys import CLOCK, GATE, REPOSITORY
 from midas.http.problems import Problem
+from midas.policy import current_policy
 from projections.bookings import BOOKINGS_TABLE
 
 api = Api(tag="bookings", kind="query")
@@ -30,8 +34,8 @@ class BookingView(BaseModel):
     item_id: UUID
     customer_id: UUID
     status: str
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     service_level: str
     delivered_level: str
     category: str
@@ -44,12 +48,15 @@ class BookingView(BaseModel):
     refund_amount: int | None
     cancel_reason: str | None
     concierge_id: UUID | None
-    hold_expires_at: AwareDatetime
-    held_at: AwareDatetime
+    hold_expires_at: Instant
+    held_at: Instant
     version: int
     needs_concierge: bool = Field(
         description="VVIP, no concierge yet, starting within 48 h (staff alert).")
     quote: dict[str, Any] | None = None
+    apa: dict[str, int] | None = Field(
+        None, description="The APA statement once settled: collected, spent, refund,"
+                          " top_up (owed) and top_up_paid.")
 
 
 class BookingPage(BaseModel):
@@ -60,16 +67,16 @@ class BookingFilter(ConsistentQuery):
     status: Status | None = None
     item_id: UUID | None = None
     customer_id: UUID | None = Field(None, description="Staff only; customers see their own.")
-    from_: AwareDatetime | None = Field(None, alias="from",
+    from_: Instant | None = Field(None, alias="from",
                                         description="Bookings ending after this instant.")
-    to: AwareDatetime | None = Field(None, description="Bookings starting before this instant.")
+    to: Instant | None = Field(None, description="Bookings starting before this instant.")
     needs_concierge: bool | None = None
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=100_000)
 
 
 _COLUMNS = ", ".join(
-    name for name in BookingView.model_fields if name not in ("needs_concierge", "quote"))
+    name for name in BookingView.model_fields if name not in ("needs_concierge", "quote", "apa"))
 _NEEDS_CONCIERGE = (
     "(delivered_level = 'vvip' AND concierge_id IS NULL AND status IN ('held', 'confirmed')"
     " AND starts_at <= $1::timestamptz + $2::interval)"
@@ -88,8 +95,8 @@ def _principal(request: web.Request) -> Principal:
 async def list_bookings(request: web.Request, query: BookingFilter) -> web.Response:
     principal = _principal(request)
     customer = query.customer_id if principal.is_staff else principal.account_id
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {_COLUMNS}, {_NEEDS_CONCIERGE} AS needs_concierge FROM {BOOKINGS_TABLE}"
             " WHERE ($3::text IS NULL OR status = $3) AND ($4::uuid IS NULL OR item_id = $4)"
@@ -110,10 +117,10 @@ async def list_bookings(request: web.Request, query: BookingFilter) -> web.Respo
 async def get_booking(request: web.Request, query: ConsistentQuery) -> web.Response:
     principal = _principal(request)
     booking_id = path_uuid(request)
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS}, quote, {_NEEDS_CONCIERGE} AS needs_concierge"
+            f"SELECT {_COLUMNS}, quote, apa, {_NEEDS_CONCIERGE} AS needs_concierge"
             f" FROM {BOOKINGS_TABLE} WHERE id = $3",
             request.app[CLOCK](), CONCIERGE_ALERT, booking_id,
         )
@@ -121,4 +128,48 @@ async def get_booking(request: web.Request, query: ConsistentQuery) -> web.Respo
         raise web.HTTPNotFound()  # another customer's booking does not exist for them
     view = dict(row)
     view["quote"] = orjson.loads(view["quote"])
+    view["apa"] = orjson.loads(view["apa"]) if view["apa"] else None
     return web.json_response(text=BookingView.model_validate(view).model_dump_json())
+
+
+class RefundPreview(BaseModel):
+    id: UUID
+    status: str
+    reason: CancellationReason
+    amount_paid: int
+    currency: str
+    refund_percentage: str
+    refund_amount: int
+    at: Instant = Field(description="the instant the refund is worked out for (now)")
+
+
+class PreviewQuery(ConsistentQuery):
+    reason: CancellationReason = CancellationReason.CUSTOMER
+
+
+@api.get("/api/v1/bookings/{id}/refund-preview", query=PreviewQuery, response=RefundPreview,
+         summary="The refund a cancellation now would give, by the policy in force"
+                 " (nothing is changed)",
+         problems={403: "Only staff preview a cancellation by the business"})
+async def get_refund_preview(request: web.Request, query: PreviewQuery) -> web.Response:
+    principal = _principal(request)
+    booking_id = path_uuid(request)
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT id, customer_id, status, category, starts_at, amount_paid, currency"
+            f" FROM {BOOKINGS_TABLE} WHERE id = $1", booking_id)
+    if row is None or (not principal.is_staff and row["customer_id"] != principal.account_id):
+        raise web.HTTPNotFound()
+    if query.reason is not CancellationReason.CUSTOMER and not principal.is_staff:
+        raise Problem(403, "Only staff cancel on behalf of the business.")
+    now = request.app[CLOCK]()
+    catalogue, _ = await current_policy(request.app[REPOSITORY])
+    percentage = refund_percentage_at(Category(row["category"]), row["starts_at"], now,
+                                      catalogue, reason=query.reason)
+    preview = RefundPreview(
+        id=row["id"], status=row["status"], reason=query.reason,
+        amount_paid=row["amount_paid"], currency=row["currency"],
+        refund_percentage=str(percentage),
+        refund_amount=refund_amount(row["amount_paid"], percentage), at=now)
+    return web.json_response(text=preview.model_dump_json())

@@ -1,4 +1,4 @@
-"""Calendar queries (issue 9): iCalendar feeds per item, customer and concierge; staff
+"""Calendar queries: iCalendar feeds per item, customer and concierge; staff
 views of subscriptions, refused blocks (conflicts) and integration errors."""
 
 from __future__ import annotations
@@ -13,28 +13,30 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from midas.calendar.feeds import etag_matches, etag_of, render, token_matches
-from midas.domain.catalogue import DEFAULT_CATALOGUE
-from midas.domain.inventory import Item
-from midas.eventstore import AggregateNotFound
 from midas.http.api import Api
 from midas.http.auth import current_principal
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import CLOCK, DATABASE, GATE, REPOSITORY, SETTINGS
+from midas.http.fields import Line, Position
+from midas.http.headers import NO_STORE
+from midas.http.keys import CLOCK, DATABASE, GATE, SETTINGS
 from projections.calendar import ENTRIES_TABLE
+from projections.inventory import ITEMS_TABLE
+from queries import policy
 
 api = Api(tag="calendar", kind="query")
 FEED_BASE = "/api/v1/calendar/feeds"
 CALENDAR_TYPE = "text/calendar"
+ITEM_READS = ("calendar", "inventory", *policy.READS)  # an item's feed: its name and zone
 
 
 class FeedQuery(BaseModel):
     # Calendar apps may add their own parameters: ignored.
     model_config = ConfigDict(extra="ignore")
 
-    token: str | None = Field(None, description="The owner's secret feed token (calendar "
-                              "apps cannot send a bearer token).")
-    min_position: int | None = Field(None, ge=0)
+    token: Line | None = Field(None, max_length=200, description="The owner's secret feed"
+                               " token (calendar apps cannot send a bearer token).")
+    min_position: Position | None = None
 
 
 async def _allowed(request: web.Request, owner: str, owner_id: UUID, token: str | None) -> bool:
@@ -59,15 +61,15 @@ async def _feed(
     owner_id = path_uuid(request)
     if not await _allowed(request, owner, owner_id, query.token):
         raise web.HTTPNotFound()  # a wrong or revoked token reveals nothing
-    await request.app[GATE].wait(("calendar",), query.min_position)
+    db = await request.app[GATE].reader(("calendar",), query.min_position)
     since = request.app[CLOCK]() - timedelta(days=request.app[SETTINGS].calendar_feed_past_days)
-    async with request.app[DATABASE].acquire() as conn:
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             f"SELECT * FROM {ENTRIES_TABLE} WHERE {where} AND ends_at > $2"
             " ORDER BY starts_at, entry_id", owner_id, since)
     body = render(name, [dict(row) for row in rows], zones)
     etag = etag_of(body)
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=0, must-revalidate"}
+    headers = {"ETag": etag, "Cache-Control": NO_STORE}  # personal data; the URL a token
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, content_type=CALENDAR_TYPE, charset="utf-8",
@@ -79,15 +81,14 @@ async def _feed(
          query=FeedQuery, content_type=CALENDAR_TYPE)
 async def item_feed(request: web.Request, query: FeedQuery) -> web.Response:
     item_id = path_uuid(request)
-    try:
-        item = await request.app[REPOSITORY].get(item_id, cls=Item)
-    except AggregateNotFound:
-        raise web.HTTPNotFound() from None
-    try:
-        zone = DEFAULT_CATALOGUE.location(item.location).zone
-    except Exception:
-        zone = ZoneInfo("UTC")
-    return await _feed(request, query, "item", "item_id = $1", f"Midas: {item.name}",
+    db = await request.app[GATE].reader(ITEM_READS, query.min_position)
+    async with db.acquire() as conn:
+        item = await conn.fetchrow(f"SELECT name, location FROM {ITEMS_TABLE} WHERE id = $1",
+                                   item_id)
+        if item is None:
+            raise web.HTTPNotFound()
+        zone = await policy.location_zone(conn, item["location"])
+    return await _feed(request, query, "item", "item_id = $1", f"Midas: {item['name']}",
                        {item_id: zone})
 
 

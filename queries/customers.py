@@ -1,4 +1,4 @@
-"""Customer queries (issue 7): search, the 360 view, loyalty points.
+"""Customer queries: search, the 360 view, loyalty points.
 
 Segments are computed here, at query time, from the profile's stored facts by the rules
 in ``midas.domain.segments`` (time-dependent ones need no timer that way).
@@ -29,9 +29,11 @@ from midas.http.api import Api
 from midas.http.auth import require_principal
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import CLOCK, DATABASE, GATE
+from midas.http.fields import Amount, Line
+from midas.http.keys import CLOCK, GATE
 from projections.accounts import ACCOUNTS_TABLE
-from projections.payments import ENTRIES_TABLE
+from projections.loyalty_tables import REPORTING_SPEND_TABLE
+from projections.payment_ledger import ENTRIES_TABLE
 from projections.profiles import (
     BOOKINGS_TABLE,
     FAVOURITES_TABLE,
@@ -55,6 +57,11 @@ class Spend(BaseModel):
     average_booking_value: int = Field(description="net / confirmed bookings (rounded down)")
 
 
+class LifetimeValue(BaseModel):
+    currency: str
+    net: int = Field(description="paid - refunded, converted at each payment's recorded rate")
+
+
 class Profile(BaseModel):
     customer_id: UUID
     name: str | None
@@ -74,6 +81,9 @@ class Profile(BaseModel):
     first_booking_at: datetime | None
     last_booking_at: datetime | None
     spend: list[Spend]
+    lifetime_value: list[LifetimeValue] = Field(default_factory=list, description=(
+        "Net spend in the reporting currency (what tiers count), each payment converted at"
+        " the rate it recorded; spend with no rate recorded stays in its own currency."))
     favourite_categories: list[str]
     favourite_locations: list[str]
     segments: list[str]
@@ -112,12 +122,12 @@ class Customer360(BaseModel):
 
 
 class Search(ConsistentQuery):
-    q: str | None = Field(None, max_length=200, description="part of the name or email")
+    q: Line | None = Field(None, max_length=200, description="part of the name or email")
     segment: str | None = Field(None, pattern="^(" + "|".join(SEGMENTS) + ")$")
     tier: str | None = Field(None, pattern="^(" + "|".join(TIERS) + ")$")
     currency: str = Field("USD", pattern="^[A-Z]{3}$")
-    min_spend: int | None = Field(None, ge=0, description="net spend in `currency`, minor units")
-    max_spend: int | None = Field(None, ge=0)
+    min_spend: Amount | None = Field(None, description="net spend in `currency`, minor units")
+    max_spend: Amount | None = None
     limit: int = Field(100, ge=1, le=1000)
 
 
@@ -183,6 +193,7 @@ async def profile_of(conn: Any, row: Any, now: datetime, thresholds: dict[str, i
     states: dict[str, int] = {}
     categories: list[str] = []
     locations: list[str] = []
+    lifetime: list[LifetimeValue] = []
     if detail:
         states = {r["status"]: r["n"] for r in await conn.fetch(
             f"SELECT status, count(*) AS n FROM {BOOKINGS_TABLE} WHERE customer_id = $1"
@@ -192,6 +203,10 @@ async def profile_of(conn: Any, row: Any, now: datetime, thresholds: dict[str, i
             " ORDER BY n DESC, value", row["customer_id"])
         categories = [f["value"] for f in favourites if f["kind"] == "category"][:3]
         locations = [f["value"] for f in favourites if f["kind"] == "location"][:3]
+        lifetime = [LifetimeValue(currency=r["currency"], net=r["net"])
+                    for r in await conn.fetch(
+                        f"SELECT currency, paid - refunded AS net FROM {REPORTING_SPEND_TABLE}"
+                        " WHERE customer_id = $1 ORDER BY currency", row["customer_id"])]
     segments = segment_names(row, now, thresholds)
     spend = [Spend(currency=s["currency"], paid=s["paid"], refunded=s["refunded"],
                    net=s["paid"] - s["refunded"], bookings=s["bookings"],
@@ -204,7 +219,7 @@ async def profile_of(conn: Any, row: Any, now: datetime, thresholds: dict[str, i
         bookings=row["bookings"], confirmed=row["confirmed"], completed=row["completed"],
         cancelled=row["cancelled"], expired=row["expired"],
         cancellation_rate=cancellation_rate(row), first_booking_at=row["first_booking_at"],
-        last_booking_at=row["last_booking_at"], spend=spend,
+        last_booking_at=row["last_booking_at"], spend=spend, lifetime_value=lifetime,
         favourite_categories=categories, favourite_locations=locations,
         segments=segments, segment=primary(segments))
 
@@ -219,9 +234,10 @@ async def segment_members(conn: Any, segment: str, now: datetime) -> list[asyncp
 @api.get("/api/v1/customers", query=Search, response=SearchPage,
          summary="Search customers by name, email, segment, tier, spend (staff)")
 async def get_customers(request: web.Request, query: Search) -> web.Response:
-    await request.app[GATE].wait(READS, query.min_position)
+    db = await request.app[GATE].reader(READS, query.min_position)
     now = request.app[CLOCK]()
-    where, args = ["true"], []
+    where: list[str] = ["true"]
+    args: list[Any] = []
     if query.q:
         args.append(f"%{query.q.replace('%', '').replace('_', '')}%")
         where.append(f"(a.name ILIKE ${len(args)} OR a.email ILIKE ${len(args)})")
@@ -238,7 +254,7 @@ async def get_customers(request: web.Request, query: Search) -> web.Response:
         if query.max_spend is not None:
             args.append(query.max_spend)
             where.append(f"{spend} <= ${len(args)}")
-    async with request.app[DATABASE].acquire() as conn:
+    async with db.acquire() as conn:
         thresholds = await vip_thresholds(conn)
         rows = await load_profiles(conn, " AND ".join(where), *args,
                                    limit=None if query.segment else query.limit)
@@ -269,9 +285,9 @@ async def _points(conn: Any, customer: UUID) -> list[PointsEntry]:
          summary="A customer's 360 view: profile, bookings, payments, points, notes")
 async def get_customer(request: web.Request, query: ConsistentQuery) -> web.Response:
     customer = path_uuid(request)
-    await request.app[GATE].wait(("profiles", "bookings", "payments"), query.min_position)
+    db = await request.app[GATE].reader(("profiles", "bookings", "payments"), query.min_position)
     principal = require_principal(request)
-    async with request.app[DATABASE].acquire() as conn:
+    async with db.acquire() as conn:
         row = await _one(request, conn, customer)
         profile = await profile_of(conn, row, request.app[CLOCK](), await vip_thresholds(conn))
         bookings = [dict(r) for r in await conn.fetch(
@@ -297,8 +313,8 @@ async def get_customer(request: web.Request, query: ConsistentQuery) -> web.Resp
          summary="A customer's loyalty points balance and history (own, or staff)")
 async def get_customer_points(request: web.Request, query: ConsistentQuery) -> web.Response:
     customer = path_uuid(request)
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         row = await _one(request, conn, customer)
         history = await _points(conn, customer)
     view = Points(customer_id=customer, balance=row["points"], tier=row["tier"],

@@ -14,7 +14,7 @@ from midas.domain.catalogue import Category
 from midas.http.api import Api
 from midas.http.consistency import ConsistentQuery
 from midas.http.context import path_uuid
-from midas.http.keys import DATABASE, GATE
+from midas.http.keys import GATE
 from projections.inventory import ITEMS_TABLE
 
 api = Api(tag="inventory", kind="query")
@@ -33,6 +33,8 @@ class ItemView(BaseModel):
     minimum_minutes: int
     status: str
     attributes: dict[str, Any]
+    photos: list[str]
+    documents: list[dict[str, str]]
     version: int
     registered_at: datetime
     updated_at: datetime
@@ -56,14 +58,15 @@ _COLUMNS = ", ".join(ItemView.model_fields)
 
 def _view(row: Any) -> dict[str, Any]:
     view = dict(row)
-    view["attributes"] = orjson.loads(view["attributes"])
+    for column in ("attributes", "photos", "documents"):
+        view[column] = orjson.loads(view[column])
     return view
 
 
 @api.get("/api/v1/items", summary="List inventory items", query=ItemFilter, response=ItemPage)
 async def list_items(request: web.Request, query: ItemFilter) -> web.Response:
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {_COLUMNS} FROM {ITEMS_TABLE}"
             " WHERE ($1::text IS NULL OR category = $1) AND ($2::text IS NULL OR location = $2)"
@@ -82,8 +85,8 @@ async def list_items(request: web.Request, query: ItemFilter) -> web.Response:
          response=ItemView)
 async def get_item(request: web.Request, query: ConsistentQuery) -> web.Response:
     item_id = path_uuid(request)
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {ITEMS_TABLE} WHERE id = $1", item_id)
     if row is None:
         raise web.HTTPNotFound()

@@ -1,4 +1,4 @@
-"""Staff queries of the email outbox and delivery analytics (issue 6).
+"""Staff queries of the email outbox and delivery analytics.
 
 Addresses are masked (``j***@example.com``); customers' emails show their account id. Bodies
 are never stored, so never shown: the template and its cause (dedupe key) say what it was.
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from midas.http.api import Api
 from midas.http.consistency import ConsistentQuery
+from midas.http.fields import Line, RowId
 from midas.http.keys import DATABASE, GATE
 from midas.notifications.outbox import OUTBOX_TABLE, STATS_TABLE, mask
 from projections.notifications import NAME
@@ -27,10 +28,10 @@ Status = Literal["pending", "sent", "bounced", "dead", "skipped"]
 
 class OutboxFilter(ConsistentQuery):
     status: Status | None = None
-    template: str | None = Field(None, max_length=60)
+    template: Line | None = Field(None, max_length=60)
     account_id: UUID | None = None
     limit: int = Field(50, ge=1, le=500)
-    before_id: int | None = Field(None, ge=1, description="Page: rows older than this id.")
+    before_id: RowId | None = Field(None, description="Page: rows older than this id.")
 
 
 class OutboxEntry(BaseModel):
@@ -70,8 +71,8 @@ class DeliveryStats(BaseModel):
 @api.get("/api/v1/admin/notifications/outbox", query=OutboxFilter, response=OutboxPage,
          summary="The email outbox: pending, sent, bounced, dead-lettered (staff)")
 async def list_outbox(request: web.Request, query: OutboxFilter) -> web.Response:
-    await request.app[GATE].wait(READS, query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(READS, query.min_position)
+    async with db.acquire() as conn:
         rows = await conn.fetch(
             "SELECT id, dedupe_key, template, recipient, account_id, status, attempts,"
             " next_attempt_at, provider, last_error, created_at, sent_at, opened_at"

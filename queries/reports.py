@@ -1,4 +1,4 @@
-"""Business reports (issue 7): financial, operational and customer, as JSON or CSV.
+"""Business reports: financial, operational and customer, as JSON or CSV.
 
 Ranges are days ``[from, to)`` (``to`` excluded); a KPI's day is the local date of its
 event in the booking location's time zone (see projections/kpis.py). Every amount is per
@@ -14,14 +14,15 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from midas.http.api import Api
 from midas.http.consistency import ConsistentQuery
-from midas.http.keys import CLOCK, DATABASE, GATE
+from midas.http.fields import Day
+from midas.http.keys import CLOCK, GATE
 from projections.inventory import ITEMS_TABLE
 from projections.kpis import BOOKINGS_TABLE, DAILY_TABLE, TOTALS_TABLE
-from projections.payments import BALANCES_TABLE
+from projections.payment_ledger import BALANCES_TABLE
 from queries.customers import load_profiles, segment_names, vip_thresholds
 
 api = Api(tag="reports", kind="query")
@@ -30,13 +31,21 @@ GROUPS = {
     "day": "day::text", "month": "to_char(day, 'YYYY-MM')", "category": "category",
     "location": "location", "item": "item_id::text", "total": "'total'",
 }
+SUMS = (
+    "sum(gross)::bigint AS gross, sum(refunds)::bigint AS refunds, sum(held)::bigint AS held,"
+    " sum(confirmed)::bigint AS confirmed, sum(confirmed_value)::bigint AS confirmed_value,"
+    " sum(cancelled)::bigint AS cancelled, sum(expired)::bigint AS expired,"
+    " sum(completed)::bigint AS completed, sum(disputes)::bigint AS disputes,"
+    " sum(disputed_amount)::bigint AS disputed_amount,"
+    " sum(disputes_lost)::bigint AS disputes_lost, sum(extras)::bigint AS extras,"
+    " sum(pass_through)::bigint AS pass_through")
 FORECAST_DAYS = (30, 60, 90)
 ON_BOOKS = ("confirmed", "active", "completed")
 
 
 class Range(ConsistentQuery):
-    from_: date = Field(alias="from", description="first day (included)")
-    to: date = Field(description="day after the last (excluded)")
+    from_: Day = Field(alias="from", description="first day (included)")
+    to: Day = Field(description="day after the last (excluded)")
     group: Literal["day", "month", "category", "location", "item", "total"] = "day"
     format: Literal["json", "csv"] | None = None
 
@@ -49,6 +58,118 @@ class Range(ConsistentQuery):
         if (self.to - self.from_).days > 3660:
             raise ValueError("at most ten years at a time")
         return self
+
+
+# -- the answers (JSON; CSV carries their ``rows``) ----------------------------------------
+
+Ratio = str | None  # a decimal fraction as text ("0.25"); None when there is no base
+
+
+class FinancialRow(BaseModel):
+    currency: str
+    key: str = Field(description="The group's key: a day, a month, a category, ...")
+    gross: int
+    refunds: int
+    net: int
+    disputes: int
+    disputed_amount: int
+    disputes_lost: int
+
+
+class FinancialTotal(BaseModel):
+    currency: str
+    gross: int
+    refunds: int
+    net: int
+    disputes: int
+    disputed_amount: int
+    disputes_lost: int
+    previous_net: int = Field(description="Net of the period of the same length before.")
+    net_growth: Ratio
+
+
+class DepositsHeld(BaseModel):
+    currency: str
+    count: int
+    amount: int
+
+
+class ForecastLine(BaseModel):
+    days: int
+    currency: str
+    on_the_books: int
+    previous_period_at_same_point: int
+    pace: Ratio
+
+
+class FinancialReport(BaseModel):
+    report: Literal["financial"]
+    from_: date = Field(alias="from")
+    to: date
+    group: str
+    rows: list[FinancialRow]
+    totals: list[FinancialTotal]
+    deposits_held: list[DepositsHeld]
+    forecast: list[ForecastLine]
+
+
+class OperationalRow(BaseModel):
+    currency: str
+    key: str
+    held: int
+    confirmed: int
+    cancelled: int
+    expired: int
+    completed: int
+    conversion: Ratio
+    average_booking_value: int | None
+
+
+class OperationalTotal(BaseModel):
+    currency: str
+    held: int
+    confirmed: int
+    cancelled: int
+    expired: int
+    completed: int
+    conversion: Ratio
+    average_booking_value: int | None
+    previous_confirmed: int
+    confirmed_growth: Ratio
+
+
+class Utilisation(BaseModel):
+    item_id: str
+    occupied_hours: str
+    available_hours: str
+    utilisation: Ratio
+
+
+class OperationalReport(BaseModel):
+    report: Literal["operational"]
+    from_: date = Field(alias="from")
+    to: date
+    group: str
+    rows: list[OperationalRow]
+    totals: list[OperationalTotal]
+    utilisation: list[Utilisation]
+    conversion_basis: str
+
+
+class CustomerCount(BaseModel):
+    dimension: Literal["segment", "tier"]
+    key: str
+    customers: int
+
+
+class CustomerReport(BaseModel):
+    report: Literal["customers"]
+    from_: date = Field(alias="from")
+    to: date
+    rows: list[CustomerCount]
+    registered_in_period: int
+    vip_thresholds: dict[str, int] = Field(
+        description="Per currency, the net spend from which a customer is a VIP.")
 
 
 def ratio(num: int, den: int) -> str | None:
@@ -69,21 +190,36 @@ async def daily_totals(conn: Any, start: date, end: date, group: str = "total"
     # Totals per currency come from the small per-day table; other groups from kpi_daily.
     table = TOTALS_TABLE if group in ("total", "day", "month") else DAILY_TABLE
     rows = await conn.fetch(
-        f"SELECT currency, {GROUPS[group]} AS key, sum(gross)::bigint AS gross,"
-        " sum(refunds)::bigint AS refunds, sum(held)::bigint AS held,"
-        " sum(confirmed)::bigint AS confirmed, sum(confirmed_value)::bigint AS confirmed_value,"
-        " sum(cancelled)::bigint AS cancelled, sum(expired)::bigint AS expired,"
-        " sum(completed)::bigint AS completed, sum(disputes)::bigint AS disputes,"
-        " sum(disputed_amount)::bigint AS disputed_amount,"
-        " sum(disputes_lost)::bigint AS disputes_lost"
+        f"SELECT currency, {GROUPS[group]} AS key, {SUMS}"
         f" FROM {table} WHERE day >= $1 AND day < $2 AND currency <> ''"
         " GROUP BY 1, 2 ORDER BY 1, 2", start, end)
     return [dict(r) for r in rows]
 
 
+async def local_totals(conn: Any, spans: dict[str, tuple[date, date]],
+                       elsewhere: tuple[date, date]) -> list[dict[str, Any]]:
+    """Totals per currency over each location's own span of local days (first and last
+    included), and ``elsewhere`` for a location not in ``spans``: the dashboard's "today"
+    is each location's today."""
+    codes = list(spans)
+    firsts, lasts = [spans[c][0] for c in codes], [spans[c][1] for c in codes]
+    rows = await conn.fetch(
+        f"SELECT k.currency, 'total' AS key, {SUMS} FROM {DAILY_TABLE} k"
+        " LEFT JOIN unnest($1::text[], $2::date[], $3::date[]) AS l(location, first, last)"
+        " ON k.location = l.location"
+        " WHERE k.day BETWEEN $4 AND $5 AND k.currency <> ''"
+        " AND k.day BETWEEN coalesce(l.first, $6) AND coalesce(l.last, $7)"
+        " GROUP BY 1 ORDER BY 1", codes, firsts, lasts, min([*firsts, elsewhere[0]]),
+        max([*lasts, elsewhere[1]]), *elsewhere)
+    return [dict(r) for r in rows]
+
+
 def financial_row(r: dict[str, Any]) -> dict[str, Any]:
+    """Net money split into rental, extras and pass-through money (not revenue)."""
+    net, extras, passing = r["gross"] - r["refunds"], r["extras"], r["pass_through"]
     return {"currency": r["currency"], "key": r["key"], "gross": r["gross"],
-            "refunds": r["refunds"], "net": r["gross"] - r["refunds"],
+            "refunds": r["refunds"], "net": net, "revenue": net - passing,
+            "rental": net - extras - passing, "extras": extras, "pass_through": passing,
             "disputes": r["disputes"], "disputed_amount": r["disputed_amount"],
             "disputes_lost": r["disputes_lost"]}
 
@@ -227,7 +363,8 @@ async def customer_report(conn: Any, q: Range, now: datetime) -> dict[str, Any]:
 def _zero(currency: str) -> dict[str, Any]:
     return {"currency": currency, "key": "total", "gross": 0, "refunds": 0, "held": 0,
             "confirmed": 0, "confirmed_value": 0, "cancelled": 0, "expired": 0,
-            "completed": 0, "disputes": 0, "disputed_amount": 0, "disputes_lost": 0}
+            "completed": 0, "disputes": 0, "disputed_amount": 0, "disputes_lost": 0,
+            "extras": 0, "pass_through": 0}
 
 
 def respond(request: web.Request, q: Range, report: dict[str, Any]) -> web.Response:
@@ -247,28 +384,31 @@ def respond(request: web.Request, q: Range, report: dict[str, Any]) -> web.Respo
         "Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@api.get("/api/v1/reports/financial", query=Range,
+@api.get("/api/v1/reports/financial", query=Range, response=FinancialReport,
+         also_as=("text/csv",),
          summary="Revenue (gross, refunds, net), disputes, deposits held, growth, forecast")
 async def get_financial_report(request: web.Request, query: Range) -> web.Response:
-    await request.app[GATE].wait(("kpis", "payments"), query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(("kpis", "payments"), query.min_position)
+    async with db.acquire() as conn:
         report = await financial_report(conn, query, request.app[CLOCK]())
     return respond(request, query, report)
 
 
-@api.get("/api/v1/reports/operational", query=Range,
+@api.get("/api/v1/reports/operational", query=Range, response=OperationalReport,
+         also_as=("text/csv",),
          summary="Bookings by state, conversion, average booking value, utilisation")
 async def get_operational_report(request: web.Request, query: Range) -> web.Response:
-    await request.app[GATE].wait(("kpis", "availability"), query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(("kpis", "availability"), query.min_position)
+    async with db.acquire() as conn:
         report = await operational_report(conn, query)
     return respond(request, query, report)
 
 
-@api.get("/api/v1/reports/customers", query=Range,
+@api.get("/api/v1/reports/customers", query=Range, response=CustomerReport,
+         also_as=("text/csv",),
          summary="Customers by segment and tier, registrations in the period")
 async def get_customer_report(request: web.Request, query: Range) -> web.Response:
-    await request.app[GATE].wait(("profiles",), query.min_position)
-    async with request.app[DATABASE].acquire() as conn:
+    db = await request.app[GATE].reader(("profiles",), query.min_position)
+    async with db.acquire() as conn:
         report = await customer_report(conn, query, request.app[CLOCK]())
     return respond(request, query, report)

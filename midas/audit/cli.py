@@ -14,7 +14,7 @@ import orjson
 
 
 def _database() -> Any:
-    from midas.cli import _database as open_database  # the one CLI database helper
+    from midas.cli_database import open_database  # the one CLI database helper
 
     return open_database()
 

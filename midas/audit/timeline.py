@@ -15,6 +15,15 @@ from uuid import UUID
 
 import asyncpg
 
+from midas.domain.booking_events import (
+    BOOKING_CANCELLED,
+    BOOKING_CHECKED_IN,
+    BOOKING_CHECKED_OUT,
+    BOOKING_CONFIRMED,
+    BOOKING_EXPIRED,
+    BOOKING_HELD,
+)
+from midas.domain.item_events import ITEM_RELEASED, ITEM_RESERVED
 from midas.eventstore.store import RecordedEvent
 
 _COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at, hash"
@@ -68,46 +77,51 @@ def describe(event: RecordedEvent) -> str:
         return default_describer(event)
 
 
-@describes("Booking.Held")
+@describes(BOOKING_HELD)
 def _held(e: RecordedEvent) -> str:
-    quote = e.data.get("quote") or {}
-    return (f"Booking held by {actor(e)} at {when(e)} for item {e.data['item_id']},"
-            f" {e.data['start']} to {e.data['end']}, total due"
+    d = BOOKING_HELD.of(e)
+    quote = d.get("quote") or {}
+    return (f"Booking held by {actor(e)} at {when(e)} for item {d['item_id']},"
+            f" {d['start']} to {d['end']}, total due"
             f" {money(quote.get('total_due'), quote.get('currency'))},"
-            f" hold expires {e.data['hold_expires_at']}")
+            f" hold expires {d['hold_expires_at']}")
 
 
-@describes("Booking.Confirmed")
+@describes(BOOKING_CONFIRMED)
 def _confirmed(e: RecordedEvent) -> str:
-    return (f"Booking confirmed by {actor(e)} at {when(e)}, amount paid"
-            f" {money(e.data['amount_paid'], e.data.get('currency'))}")
+    d = BOOKING_CONFIRMED.of(e)
+    again = " after its hold had expired (reinstated)" if d["reinstated"] else ""
+    return (f"Booking confirmed{again} by {actor(e)} at {when(e)}, amount paid"
+            f" {money(d['amount_paid'], None)}")
 
 
-@describes("Booking.Cancelled")
+@describes(BOOKING_CANCELLED)
 def _cancelled(e: RecordedEvent) -> str:
-    return (f"Booking cancelled by {actor(e)} at {when(e)} ({e.data['reason']}),"
-            f" refund {e.data['refund_percentage']}% ="
-            f" {money(e.data['refund_amount'], e.data.get('currency'))}")
+    d = BOOKING_CANCELLED.of(e)
+    return (f"Booking cancelled by {actor(e)} at {when(e)} ({d['reason']}),"
+            f" refund {d['refund_percentage']}% = {money(d['refund_amount'], None)}")
 
 
-@describes("Booking.Expired")
+@describes(BOOKING_EXPIRED)
 def _expired(e: RecordedEvent) -> str:
     return f"Hold expired at {when(e)} (recorded by {actor(e)})"
 
 
-@describes("Booking.CheckedOut", "Booking.CheckedIn")
+@describes(BOOKING_CHECKED_OUT, BOOKING_CHECKED_IN)
 def _checked(e: RecordedEvent) -> str:
-    verb = "handed over (checked out)" if e.type.endswith("Out") else "returned (checked in)"
+    verb = ("handed over (checked out)" if e.type == BOOKING_CHECKED_OUT
+            else "returned (checked in)")
     return f"Item {verb} by {actor(e)} at {when(e)}"
 
 
-@describes("Item.Reserved")
+@describes(ITEM_RESERVED)
 def _reserved(e: RecordedEvent) -> str:
-    return (f"Item {e.stream_id} reserved by {actor(e)} at {when(e)} from {e.data['start']}"
-            f" until {e.data['until']} (buffer included)")
+    d = ITEM_RESERVED.of(e)
+    return (f"Item {e.stream_id} reserved by {actor(e)} at {when(e)} from {d['start']}"
+            f" until {d['until']} (buffer included)")
 
 
-@describes("Item.Released")
+@describes(ITEM_RELEASED)
 def _released(e: RecordedEvent) -> str:
     return f"Item {e.stream_id} released by {actor(e)} at {when(e)}"
 

@@ -60,10 +60,10 @@ async def _batches(lines: Iterable[bytes] | AsyncIterator[bytes]) -> AsyncIterat
 
     async def items() -> AsyncIterator[bytes]:
         if hasattr(lines, "__aiter__"):
-            async for line in lines:  # type: ignore[union-attr]
+            async for line in lines:
                 yield line
         else:
-            for line in lines:  # type: ignore[union-attr]
+            for line in lines:
                 yield line
 
     async for line in items():

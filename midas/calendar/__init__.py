@@ -1,1 +1,1 @@
-"""Calendar sync (issue 9): iCalendar feeds out, external busy blocks in."""
+"""Calendar sync: iCalendar feeds out, external busy blocks in."""

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event
 
 PRODID = "-//Midas//Calendar sync//EN"
-OWNER_KINDS = ("item", "customer", "concierge")
 
 _BOOKING_STATUS = {
     "held": "TENTATIVE", "confirmed": "CONFIRMED", "active": "CONFIRMED",

@@ -29,6 +29,7 @@ from uuid import UUID, uuid5
 import aiohttp
 import jwt
 
+from midas import tracing
 from midas.calendar.feeds import local_midnight
 from midas.calendar.importer import BusyPeriod, FeedError, item_zone, sync_blocks
 from midas.domain.inventory import Item
@@ -99,14 +100,16 @@ class GoogleCalendarClient:
     async def call(
         self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {await self.access_token()}"}
-        async with self._http().request(method, f"{self.api_base}{path}", json=json,
-                                        params=params, headers=headers) as response:
-            body = await response.json() if response.content_type == "application/json" \
-                else None
-            if response.status == 401:
-                self._token = None
-            return response.status, body
+        with tracing.span(f"google calendar {method}", {"midas.provider": "google"},
+                          kind="client"):
+            headers = {"Authorization": f"Bearer {await self.access_token()}"}
+            async with self._http().request(method, f"{self.api_base}{path}", json=json,
+                                            params=params, headers=headers) as response:
+                body = await response.json() if response.content_type == "application/json" \
+                    else None
+                if response.status == 401:
+                    self._token = None
+                return response.status, body
 
     async def put_event(self, calendar_id: str, event: dict[str, Any]) -> None:
         path = f"/calendars/{calendar_id}/events"
@@ -283,7 +286,7 @@ class GooglePusher:
     async def _pull(self, conn: Any, item_id: UUID, items: list[dict[str, Any]],
                     now: datetime) -> Any:
         item = await self.repo.get(item_id, cls=Item)
-        zone = item_zone(item)
+        zone = await item_zone(self.repo, item)
         for event in items:
             event_id = str(event.get("id", ""))
             if not event_id or event_id.startswith(EVENT_PREFIX):

@@ -23,9 +23,10 @@ import recurring_ical_events
 from icalendar import Calendar
 
 from midas.calendar.feeds import local_midnight
-from midas.domain.catalogue import DEFAULT_CATALOGUE
 from midas.domain.inventory import Item, Unavailable
 from midas.eventstore import Database, Repository, Statement, retry_on_conflict
+from midas.limits import storable_text
+from midas.policy import location_zone
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,10 @@ def parse_busy(
             end = _instant(end_value, zone)
         if end <= start or end <= now:
             continue
-        uid = str(component.get("UID", "")) or f"no-uid:{start.isoformat()}"
-        periods.append(BusyPeriod(uid, start, end, str(component.get("SUMMARY", ""))[:200]))
+        # Text from outside is kept, cleaned of what PostgreSQL cannot store.
+        uid = storable_text(str(component.get("UID", ""))) or f"no-uid:{start.isoformat()}"
+        summary = storable_text(str(component.get("SUMMARY", "")))[:200]
+        periods.append(BusyPeriod(uid, start, end, summary))
         if len(periods) > max_occurrences:
             raise FeedError("too_large", f"more than {max_occurrences} busy occurrences")
     return periods
@@ -106,11 +109,9 @@ def block_id(subscription_id: UUID, period: BusyPeriod) -> UUID:
     return uuid5(subscription_id, f"{period.uid}|{period.start.astimezone(UTC).isoformat()}")
 
 
-def item_zone(item: Item) -> ZoneInfo:
-    try:
-        return DEFAULT_CATALOGUE.location(item.location).zone
-    except Exception:
-        return ZoneInfo("UTC")
+async def item_zone(repo: Repository, item: Item) -> ZoneInfo:
+    """The time zone of the item's location, as the pricing policy in force has it."""
+    return await location_zone(repo, item.location)
 
 
 async def sync_blocks(
@@ -150,7 +151,7 @@ async def sync_blocks(
             row = current.get(bid)
             same = row is not None and (row["starts_at"], row["ends_at"]) == (
                 period.start, period.end)
-            if same and row["state"] == "active" and str(bid) in present:
+            if same and row is not None and row["state"] == "active" and str(bid) in present:
                 unchanged += 1
                 continue
             if str(bid) in present:
@@ -175,13 +176,13 @@ async def sync_blocks(
                     for statement in statements:
                         await conn.execute(statement.sql, *statement.args)
             position = 0
-        for bid, period, exc in refused:
+        for bid, period, refusal in refused:
             log.warning(
                 "calendar block refused: it overlaps the item's occupations",
                 extra={"alert": "calendar_conflict", "category": "integration",
                        "item_id": str(item_id), "subscription_id": str(subscription_id),
                        "block_id": str(bid), "start": period.start.isoformat(),
-                       "conflicts": [str(o.id) for o in exc.conflicts]})
+                       "conflicts": [str(o.id) for o in refusal.conflicts]})
         return SyncResult(added, removed, len(refused), unchanged, position)
 
     return await retry_on_conflict(attempt)

@@ -3,9 +3,11 @@
 Any number of processes run one; each claims due subscriptions with
 `FOR UPDATE SKIP LOCKED` and keeps the row locked while it fetches and syncs, so no two
 processes work one subscription at once. Fetches are bounded (timeout, size limit) and
-conditional (ETag / Last-Modified). A failure of any kind is recorded in
+conditional (ETag / Last-Modified), and reach public addresses only, redirects included
+(``midas.security.outbound``). A failure of any kind is recorded in
 `cal_integration_errors` and on the subscription, logged as an integration alert, and
-leaves the blocks exactly as they were.
+leaves the blocks exactly as they were. A connection refused, a timeout and a connection
+closed without an answer read alike, so errors never tell whether a port is open.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from uuid import UUID
 
 import aiohttp
 
+from midas import tracing
 from midas.background import Background
 from midas.calendar.importer import FeedError, SyncResult, item_zone, parse_busy, sync_blocks
 from midas.domain.inventory import Item
 from midas.eventstore import AggregateNotFound, Database, Repository, is_unavailable
+from midas.security.outbound import OutboundGuard, OutboundRefused, TooManyRedirects
 
 log = logging.getLogger(__name__)
+MAX_REDIRECTS = 3
+UNREACHABLE = "no answer from the calendar's server (refused, timed out or closed)"
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,13 @@ class CalendarPoller(Background):
 
     def __init__(
         self, db: Database, repo: Repository, clock: Callable[[], datetime],
-        config: PollerConfig | None = None,
+        config: PollerConfig | None = None, guard: OutboundGuard | None = None,
     ) -> None:
         self.db = db
         self.repo = repo
         self.clock = clock
         self.config = config or PollerConfig()
+        self.guard = guard or OutboundGuard()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -138,8 +145,9 @@ class CalendarPoller(Background):
             item = await self.repo.get(item_id, cls=Item)
         except AggregateNotFound:
             raise FeedError("item", f"no item {item_id}") from None
+        zone = await item_zone(self.repo, item)
         periods = parse_busy(body, now=now, horizon=self.config.horizon,
-                             zone=item_zone(item), max_occurrences=self.config.max_occurrences)
+                             zone=zone, max_occurrences=self.config.max_occurrences)
         return await sync_blocks(self.repo, self.db, subscription_id=subscription_id,
                                  item_id=item_id, periods=periods, now=now)
 
@@ -162,29 +170,39 @@ class CalendarPoller(Background):
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         if self._session is None:
-            self._session = aiohttp.ClientSession()
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+            self._session = self.guard.session()
+        with tracing.span("calendar fetch", {"midas.provider": "ics"}, kind="client"):
+            return await self._fetch(url, headers, etag, last_modified)
+
+    async def _fetch(self, url: str, headers: dict[str, str], etag: str | None,
+                     last_modified: str | None) -> Fetched:
+        assert self._session is not None
         try:
-            async with self._session.get(url, headers=headers, timeout=timeout,
-                                         allow_redirects=True, max_redirects=3) as response:
-                if response.status == 304:
-                    return Fetched(304, etag=etag, last_modified=last_modified)
-                if response.status != 200:
-                    raise FeedError("http", f"the calendar answered HTTP {response.status}")
-                declared = response.content_length
-                if declared is not None and declared > self.config.max_bytes:
-                    raise FeedError("too_large", f"{declared} bytes (limit "
-                                    f"{self.config.max_bytes})")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    body.extend(chunk)
-                    if len(body) > self.config.max_bytes:
-                        raise FeedError("too_large", f"more than {self.config.max_bytes} bytes")
-                return Fetched(200, bytes(body), response.headers.get("ETag"),
-                               response.headers.get("Last-Modified"))
-        except TimeoutError:
-            raise FeedError("timeout", f"no complete answer within {self.config.timeout_s} s"
-                            ) from None
-        except aiohttp.ClientError as exc:
-            raise FeedError("network", f"cannot fetch the calendar: {type(exc).__name__}"
-                            ) from None
+            async with asyncio.timeout(self.config.timeout_s), self.guard.get(
+                    self._session, url, headers=headers, max_redirects=MAX_REDIRECTS
+            ) as response:
+                return await self._read(response, etag, last_modified)
+        except OutboundRefused as exc:
+            raise FeedError("forbidden", f"refused: {exc}") from None
+        except TooManyRedirects as exc:
+            raise FeedError("http", str(exc)) from None
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            raise FeedError("unreachable", UNREACHABLE) from None
+
+    async def _read(
+        self, response: aiohttp.ClientResponse, etag: str | None, last_modified: str | None,
+    ) -> Fetched:
+        if response.status == 304:
+            return Fetched(304, etag=etag, last_modified=last_modified)
+        if response.status != 200:
+            raise FeedError("http", f"the calendar answered HTTP {response.status}")
+        declared = response.content_length
+        if declared is not None and declared > self.config.max_bytes:
+            raise FeedError("too_large", f"{declared} bytes (limit {self.config.max_bytes})")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body.extend(chunk)
+            if len(body) > self.config.max_bytes:
+                raise FeedError("too_large", f"more than {self.config.max_bytes} bytes")
+        return Fetched(200, bytes(body), response.headers.get("ETag"),
+                       response.headers.get("Last-Modified"))

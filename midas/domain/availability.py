@@ -1,4 +1,4 @@
-"""Availability: two occupations of one item never overlap (DOMAIN.md, Availability).
+"""Availability: two occupations of one item never overlap (docs/domain.md, Availability).
 
 A booking occupies [start, end + buffer) while it is held, confirmed or active; maintenance
 windows and external busy blocks occupy exactly their window. All intervals are half-open, so

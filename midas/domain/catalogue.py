@@ -1,6 +1,6 @@
 """The catalogue: the vocabulary of the business and every number its rules use.
 
-The numbers of DOMAIN.md live in one place, `DEFAULT_CATALOGUE`. Admin commands (stored as
+The numbers of docs/domain.md live in one place, `DEFAULT_CATALOGUE`. Admin commands (stored as
 events) build a replacement with `dataclasses.replace`; the rules in the sibling modules take
 the catalogue, or the piece of it they need, as a parameter and hold no literal of their own.
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -156,6 +157,7 @@ class Location:
     time_zone: str  # IANA name; seasons and days are computed in this zone
     tax_rate: Decimal
     currency: str  # default currency of items here (ISO 4217)
+    name: str = ""
 
     def __post_init__(self) -> None:
         _require_rate("tax_rate", self.tax_rate)
@@ -182,6 +184,83 @@ class RefundTier:
             raise ValueError(f"percentage above 100: {self.percentage}")
 
 
+class Weekday(StrEnum):
+    MONDAY = "monday"
+    TUESDAY = "tuesday"
+    WEDNESDAY = "wednesday"
+    THURSDAY = "thursday"
+    FRIDAY = "friday"
+    SATURDAY = "saturday"
+    SUNDAY = "sunday"
+
+    @property
+    def number(self) -> int:
+        """As `date.weekday()`: Monday 0 ... Sunday 6."""
+        return list(Weekday).index(self)
+
+
+@dataclass(frozen=True)
+class DurationDiscount:
+    """Stays of at least `min_nights` nights take `percentage` off the rental."""
+
+    min_nights: int
+    percentage: Decimal  # 0 to 100
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_nights, bool) or not isinstance(self.min_nights, int) \
+                or self.min_nights < 1:
+            raise ValueError(f"min_nights must be a positive int, got {self.min_nights!r}")
+        _require_rate("percentage", self.percentage)
+        if self.percentage >= 100:
+            raise ValueError(f"a discount is below 100 %, got {self.percentage}")
+
+
+@dataclass(frozen=True)
+class MinimumStay:
+    """Stays of `category` arriving in a `season` day last at least `nights` nights; at
+    one location, or at every one when `location` is None."""
+
+    category: Category
+    season: SeasonKind
+    nights: int
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class Changeover:
+    """Stays of `category` arriving in a `season` day start and end on `weekday` (local)."""
+
+    category: Category
+    season: SeasonKind
+    weekday: Weekday
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class StayRules:
+    """What a stay must respect to be quoted or held (midas/domain/stay_rules.py)."""
+
+    minimum_stays: tuple[MinimumStay, ...] = ()
+    changeovers: tuple[Changeover, ...] = ()
+    advance_notice: timedelta = timedelta(0)  # customers' stays start at least this ahead
+    horizon: timedelta | None = None  # stays start at most this far ahead; None: no limit
+
+
+@dataclass(frozen=True)
+class ExchangeRate:
+    """From `valid_from` (a date, inclusive) until the next rate: one unit of a currency is
+    worth `rate` units of `reporting_currency`."""
+
+    valid_from: date
+    rate: Decimal
+    reporting_currency: str
+
+    def __post_init__(self) -> None:
+        _require_rate("rate", self.rate)
+        if self.rate == 0:
+            raise ValueError("an exchange rate is above zero")
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """Every number the domain rules use. Mappings are frozen on construction.
@@ -198,6 +277,14 @@ class Catalogue:
     refund_tables: Mapping[Category, tuple[RefundTier, ...]]
     day_grace: timedelta
     hold_expiry: timedelta
+    # by category; an item may have its own (none: no discount)
+    duration_discounts: Mapping[Category, tuple[DurationDiscount, ...]] = field(
+        default_factory=dict)
+    stay_rules: StayRules = field(default_factory=StayRules)
+    # Lifetime value and tiers count in this currency; other currencies are converted at
+    # the dated rates admins set (by currency, earliest first).
+    reporting_currency: str = "USD"
+    exchange_rates: Mapping[str, tuple[ExchangeRate, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require_keys("categories", self.categories, Category)
@@ -216,7 +303,7 @@ class Catalogue:
         self._freeze()
 
     def _freeze(self) -> None:
-        frozen = {
+        frozen: dict[str, Mapping[Any, Any]] = {
             "categories": dict(self.categories),
             "service_multipliers": dict(self.service_multipliers),
             "season_multipliers": dict(self.season_multipliers),
@@ -225,6 +312,14 @@ class Catalogue:
             "refund_tables": {
                 category: tuple(sorted(tiers, key=lambda tier: tier.min_notice, reverse=True))
                 for category, tiers in self.refund_tables.items()
+            },
+            "duration_discounts": {
+                Category(category): tuple(sorted(tiers, key=lambda tier: tier.min_nights))
+                for category, tiers in self.duration_discounts.items()
+            },
+            "exchange_rates": {
+                currency: tuple(sorted(rates, key=lambda rate: rate.valid_from))
+                for currency, rates in self.exchange_rates.items()
             },
         }
         for name, value in frozen.items():
@@ -253,11 +348,20 @@ class Catalogue:
     def refund_table(self, category: Category) -> tuple[RefundTier, ...]:
         return self.refund_tables[Category(category)]
 
+    def exchange_rate(self, currency: str, day: date) -> ExchangeRate | None:
+        """The rate of `currency` into the reporting currency on `day`: 1 for the reporting
+        currency itself, the latest rate dated on or before `day`, None when none is."""
+        if currency == self.reporting_currency:
+            return ExchangeRate(date.min, Decimal(1), self.reporting_currency)
+        dated = [rate for rate in self.exchange_rates.get(currency, ())
+                 if rate.valid_from <= day and rate.reporting_currency == self.reporting_currency]
+        return dated[-1] if dated else None
+
 
 PricingPolicy = Catalogue
 
 
-def _require_keys(name: str, mapping: Mapping[object, object], enum: type[StrEnum]) -> None:
+def _require_keys(name: str, mapping: Mapping[Any, object], enum: type[StrEnum]) -> None:
     if missing := [member.value for member in enum if member not in mapping]:
         raise ValueError(f"{name} lacks {missing}")
 
@@ -317,11 +421,13 @@ DEFAULT_CATALOGUE = Catalogue(
         SeasonKind.OTHER: Decimal("1.0"),
     },
     locations={
-        "AE-DU": Location("AE-DU", "Asia/Dubai", Decimal("0.05"), "USD"),
-        "US-FL": Location("US-FL", "America/New_York", Decimal("0.06"), "USD"),
-        "US-CA": Location("US-CA", "America/Los_Angeles", Decimal("0.0725"), "USD"),
-        "US-NV": Location("US-NV", "America/Los_Angeles", Decimal("0.08375"), "USD"),
-        "US-NY": Location("US-NY", "America/New_York", Decimal("0.08875"), "USD"),
+        "AE-DU": Location("AE-DU", "Asia/Dubai", Decimal("0.05"), "USD", "Dubai"),
+        "US-FL": Location("US-FL", "America/New_York", Decimal("0.06"), "USD", "Miami"),
+        "US-CA": Location("US-CA", "America/Los_Angeles", Decimal("0.0725"), "USD",
+                          "Los Angeles"),
+        "US-NV": Location("US-NV", "America/Los_Angeles", Decimal("0.08375"), "USD",
+                          "Las Vegas"),
+        "US-NY": Location("US-NY", "America/New_York", Decimal("0.08875"), "USD", "New York"),
     },
     seasons={
         "AE-DU": (

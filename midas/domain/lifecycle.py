@@ -1,4 +1,4 @@
-"""The booking lifecycle (DOMAIN.md, Booking lifecycle).
+"""The booking lifecycle (docs/domain.md, The booking lifecycle).
 
 held -> confirmed -> active -> completed; held -> expired; held | confirmed -> cancelled.
 A booking never moves backwards, whatever order outside events arrive in.

@@ -1,4 +1,4 @@
-"""Quotes: what a booking costs, line by line (DOMAIN.md, Pricing).
+"""Quotes: what a booking costs, line by line (docs/domain.md, Pricing).
 
 Billable units. Hourly units are absolute hours: unit k starts at start + k hours, whatever
 the clocks do (a DST night just has one hour fewer or more on the wall). Day units are days
@@ -9,23 +9,33 @@ decides its season.
 
 Rounding: every priced line is rounded once, half-up (ROUND_HALF_UP), to the minor unit:
   1. each billable unit:      rate x season multiplier
-  2. rental:                  (sum of the unit lines) x service level multiplier
-  3. insurance:               rental x the category's insurance rate
-  4. tax:                     (rental + insurance) x the location's tax rate
-Total due is the sum of the rounded lines 2-4, so a quote always adds up to the cent.
+  2. duration discount:       (sum of the unit lines) x the discount of the stay's nights
+  3. rental:                  (sum of the unit lines - discount) x service level multiplier
+  4. insurance:               rental x the category's insurance rate
+  5. tax:                     (rental + insurance) x the location's tax rate
+Total due is the sum of the rounded lines 3-5, so a quote always adds up to the cent.
 The security deposit is carried alongside, never taxed, never in the total.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from midas.domain.availability import Interval, require_aware
-from midas.domain.catalogue import Catalogue, Category, RateUnit, SeasonKind, ServiceLevel
+from midas.domain.catalogue import (
+    Catalogue,
+    Category,
+    DurationDiscount,
+    RateUnit,
+    SeasonKind,
+    ServiceLevel,
+)
+from midas.domain.extras import ExtraLine, TaxRule
+from midas.domain.stay_rules import discount_rate, nights
 
 
 def round_half_up(amount: Decimal) -> int:
@@ -137,6 +147,12 @@ class Quote:
     tax: int
     total_due: int
     security_deposit: int
+    nights: int = 0  # local dates from arrival to departure
+    duration_discount_rate: Decimal = Decimal(0)  # a fraction of the unit lines' sum
+    duration_discount: int = 0  # taken off before the service level multiplier
+    extras: tuple[ExtraLine, ...] = ()  # one line each (see `with_extras`)
+    extras_total: int = 0  # extras that are revenue (taxed or exempt)
+    pass_through: int = 0  # collected for the customer's account (the APA): not revenue
 
     @property
     def billable_units(self) -> int:
@@ -164,6 +180,12 @@ class Quote:
             "tax": self.tax,
             "total_due": self.total_due,
             "security_deposit": self.security_deposit,
+            "nights": self.nights,
+            "duration_discount_rate": str(self.duration_discount_rate),
+            "duration_discount": self.duration_discount,
+            "extras": [line.to_dict() for line in self.extras],
+            "extras_total": self.extras_total,
+            "pass_through": self.pass_through,
         }
 
     @classmethod
@@ -188,6 +210,12 @@ class Quote:
             tax=int(data["tax"]),
             total_due=int(data["total_due"]),
             security_deposit=int(data["security_deposit"]),
+            nights=int(data.get("nights", 0)),
+            duration_discount_rate=Decimal(data.get("duration_discount_rate", "0")),
+            duration_discount=int(data.get("duration_discount", 0)),
+            extras=tuple(ExtraLine.from_dict(line) for line in data.get("extras", [])),
+            extras_total=int(data.get("extras_total", 0)),
+            pass_through=int(data.get("pass_through", 0)),
         )
 
 
@@ -203,11 +231,13 @@ def quote(
     rate_unit: RateUnit | None = None,
     minimum: timedelta | None = None,
     currency: str | None = None,
+    duration_discounts: tuple[DurationDiscount, ...] | None = None,
 ) -> Quote:
     """Price a booking of one item over [start, end).
 
-    `rate` is the item's price per `rate_unit` in minor units. `rate_unit`, `minimum` and
-    `currency` are the item's own values and default to its category's and location's.
+    `rate` is the item's price per `rate_unit` in minor units. `rate_unit`, `minimum`,
+    `currency` and `duration_discounts` are the item's own values and default to its
+    category's and location's.
     """
     interval = Interval(start, end)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
@@ -228,8 +258,13 @@ def quote(
         for unit_start in unit_starts(interval.start, count, unit, location.zone)
     )
     subtotal = sum(line.amount for line in lines)
+    stay_nights = nights(interval.start, interval.end, location.zone)
+    tiers = (catalogue.duration_discounts.get(Category(category), ())
+             if duration_discounts is None else duration_discounts)
+    discount_fraction = discount_rate(tiers, stay_nights)
+    discount = round_half_up(subtotal * discount_fraction)
     service_multiplier = catalogue.service_multiplier(service_level)
-    rental = round_half_up(subtotal * service_multiplier)
+    rental = round_half_up((subtotal - discount) * service_multiplier)
     insurance = round_half_up(rental * defaults.insurance_rate)
     tax = round_half_up((rental + insurance) * location.tax_rate)
     return Quote(
@@ -252,6 +287,9 @@ def quote(
         tax=tax,
         total_due=rental + insurance + tax,
         security_deposit=defaults.security_deposit,
+        nights=stay_nights,
+        duration_discount_rate=discount_fraction,
+        duration_discount=discount,
     )
 
 
@@ -276,3 +314,18 @@ def _wall_clock(instant: datetime, time_zone: tzinfo) -> datetime:
 
 def _ceil_units(span: timedelta, unit: RateUnit) -> int:
     return -(-span // unit.length)
+
+
+def with_extras(priced: Quote, lines: tuple[ExtraLine, ...]) -> Quote:
+    """`priced` with its extras, each its own line. Taxed extras join the rental and
+    insurance in the tax line (one rounding); exempt ones are revenue without tax;
+    pass-through money (the APA) is neither revenue nor taxed. Total due = rental +
+    insurance + extras + pass-through + tax."""
+    if not lines:
+        return priced
+    taxed = sum(line.amount for line in lines if line.tax is TaxRule.TAXED)
+    revenue = sum(line.amount for line in lines if line.tax is not TaxRule.PASS_THROUGH)
+    passing = sum(line.amount for line in lines if line.tax is TaxRule.PASS_THROUGH)
+    tax = round_half_up((priced.rental + priced.insurance + taxed) * priced.tax_rate)
+    return replace(priced, extras=lines, extras_total=revenue, pass_through=passing, tax=tax,
+                   total_due=priced.rental + priced.insurance + revenue + passing + tax)

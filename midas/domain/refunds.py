@@ -1,4 +1,4 @@
-"""Cancellation refunds (DOMAIN.md, Cancellation and refunds).
+"""Cancellation refunds (docs/domain.md, Cancellation and refunds).
 
 The refund is a percentage of the amount paid; the deposit hold is always released, so it
 never appears here. Notice is measured in absolute time from the cancellation to the start,
@@ -25,6 +25,9 @@ class CancellationReason(StrEnum):
     CUSTOMER = "customer"
     BUSINESS = "business"  # cancelled by the business
     FORCE_MAJEURE = "force_majeure"  # declared by an admin on the booking
+    # A balance left unpaid past its grace: what was paid is forfeited (yacht and villa
+    # practice), not refunded by the table.
+    CLIENT_DEFAULT = "client_default"
 
 
 def notice_before_start(start: datetime, cancelled_at: datetime) -> timedelta:
@@ -40,6 +43,8 @@ def refund_percentage(
     reason: CancellationReason = CancellationReason.CUSTOMER,
 ) -> Decimal:
     """The percentage of the amount paid refunded for a cancellation with this notice."""
+    if CancellationReason(reason) is CancellationReason.CLIENT_DEFAULT:
+        return NO_REFUND
     if CancellationReason(reason) is not CancellationReason.CUSTOMER:
         return FULL_REFUND
     if notice <= timedelta(0):

@@ -1,4 +1,4 @@
-"""Customer segments: the rules, in one place (issue 7).
+"""Customer segments: the rules, in one place.
 
 Segments depend on time ("new", "at_risk") and on everyone else's spend ("vip" by top
 share), so they are computed at query time from facts the profiles projection stores,

@@ -1,6 +1,7 @@
 """The async event store on asyncpg: appends, reads, subscriptions, snapshots, chain."""
 
-from midas.eventstore.database import Database, DatabaseUnavailable, is_unavailable
+from midas.eventstore.database import Database
+from midas.eventstore.outages import DatabaseUnavailable, is_unavailable
 from midas.eventstore.repository import (
     AggregateNotFound,
     EventTypes,

@@ -3,7 +3,9 @@
 Event data and metadata must be plain JSON values (str, int, bool, None, lists and
 objects with string keys). Floats are refused: money is integer minor units and rates
 are Decimal strings, and only plain values survive the trip through ``jsonb``
-unchanged, which the hash chain relies on.
+unchanged, which the hash chain relies on. Strings and keys holding what PostgreSQL
+cannot store (NUL, lone surrogates) and integers beyond a bigint are refused too: a
+projector copying one into a read model would fail on it for ever (``midas.limits``).
 """
 
 from __future__ import annotations
@@ -16,20 +18,32 @@ from uuid import UUID
 
 import orjson
 
+from midas.limits import in_bigint, unstorable
+
 GENESIS_HASH = bytes(32)
 
 
 class InvalidEventData(TypeError):
-    pass
+    """Event data the log must not hold; ``path`` says where (``$.changes.name``)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def check_plain(value: Any, path: str = "$") -> None:
-    """Raise InvalidEventData unless ``value`` is plain JSON data without floats."""
-    if value is None or isinstance(value, bool | int):
+    """Raise InvalidEventData unless ``value`` is plain, storable JSON data without
+    floats. The message names where, never the value."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not in_bigint(value):
+            raise InvalidEventData(path, "integer beyond the 64-bit range")
         return
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidEventData(f"{path}: NUL character in string")
+        if problem := unstorable(value):
+            raise InvalidEventData(path, f"{problem} in a string")
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -38,10 +52,12 @@ def check_plain(value: Any, path: str = "$") -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidEventData(f"{path}: non-string key {key!r}")
+                raise InvalidEventData(path, f"non-string key of type {type(key).__name__}")
+            if problem := unstorable(key):
+                raise InvalidEventData(path, f"{problem} in a key")
             check_plain(item, f"{path}.{key}")
         return
-    raise InvalidEventData(f"{path}: {type(value).__name__} is not plain event data")
+    raise InvalidEventData(path, f"{type(value).__name__} is not plain event data")
 
 
 def canonical(value: Any) -> bytes:

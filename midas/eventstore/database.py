@@ -10,18 +10,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-# Errors that mean "the database is out of reach", not "the request is wrong".
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ConnectionError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
+from midas.eventstore.outages import CONNECTION_ERRORS, DatabaseUnavailable
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
@@ -38,14 +27,6 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 def quote_ident(name: str) -> str:
     """``name`` as an SQL identifier (schemas, tables, indexes named at run time)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-class DatabaseUnavailable(Exception):
-    """PostgreSQL cannot be reached right now; the caller may retry later."""
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (*UNAVAILABLE_ERRORS, DatabaseUnavailable))
 
 
 class Database:
@@ -99,13 +80,13 @@ class Database:
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=5)
-            except (TimeoutError, *UNAVAILABLE_ERRORS):
+            except CONNECTION_ERRORS:
                 pool.terminate()
 
     @property
     def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError("database is not open")
+        if self._pool is None:  # not open yet, or closing: the process is stopping
+            raise DatabaseUnavailable("the database pool is closed")
         return self._pool
 
     @asynccontextmanager
@@ -150,7 +131,3 @@ class Database:
 
     def channel(self, name: str) -> str:
         return f"{self.schema}_{name}"
-
-    async def ping(self, timeout: float = 2.0) -> None:
-        async with self.acquire() as conn:
-            await conn.fetchval("SELECT 1", timeout=timeout)

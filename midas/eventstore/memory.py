@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from midas.domain.events import upcast
 from midas.eventstore import codec
 from midas.eventstore.store import (
     AppendResult,
@@ -59,7 +60,7 @@ class InMemoryEventStore:
         self, stream_id: UUID, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         return [
-            e for e in self.events
+            e._replace(data=upcast(e.type, e.data)) for e in self.events
             if e.stream_id == stream_id and e.version >= from_version
             and (to_version is None or e.version <= to_version)
         ]

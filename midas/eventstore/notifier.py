@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from midas.background import Background
-from midas.eventstore.database import Database, is_unavailable
+from midas.eventstore.database import Database
+from midas.eventstore.outages import is_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Load and save eventsourcing aggregates through the async event store.
 
-Event type names are ``Aggregate.Event`` (e.g. ``Item.Registered``). An event's data is
-its own attributes; the library's bookkeeping (id, version, timestamp, topic) lives in
-the stream id, the version and the metadata.
+Event type names are ``Aggregate.Event`` (e.g. ``Item.Registered``), declared with their
+payloads in ``midas.domain.*_events``. An event's data is its own attributes (and, for a
+type above version 1, its version: ``midas.domain.events``); the library's bookkeeping
+(id, version, timestamp, topic) lives in the stream id, the version and the metadata.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanMutateProtocol, Snapshot
+from eventsourcing.domain import Aggregate, CanMutateAggregate, CanMutateProtocol, Snapshot
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -26,6 +27,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from midas.domain.events import VERSION_KEY, VERSIONED
+from midas.eventstore.snapshots import SnapshotWriter
 from midas.eventstore.store import (
     AppendResult,
     CacheStamp,
@@ -36,6 +39,12 @@ from midas.eventstore.store import (
     Statement,
     StoredSnapshot,
     StreamAppend,
+)
+from midas.eventstore.turns import (
+    DEFAULT_ATTEMPTS,
+    AggregateLocks,
+    command_attempt,
+    current_attempt,
 )
 
 log = logging.getLogger(__name__)
@@ -103,6 +112,7 @@ class EventTypes:
         except KeyError:
             raise LookupError(f"unknown event type {recorded.type!r}") from None
         kwargs: dict[str, Any] = dict(recorded.data)
+        kwargs.pop(VERSION_KEY, None)  # the data is at the current version (the store's read)
         occurred = recorded.metadata.get("occurred_at")
         kwargs.update(
             originator_id=recorded.stream_id,
@@ -118,10 +128,13 @@ def type_name(aggregate: type[Aggregate], event_class: type) -> str:
     return f"{aggregate.__name__}.{event_class.__name__}"
 
 
-def encode_event(aggregate: Aggregate, event: Aggregate.Event) -> NewEvent:
+def encode_event(aggregate: Aggregate, event: CanMutateAggregate[Any]) -> NewEvent:
+    name = type_name(type(aggregate), type(event))
     data = {k: v for k, v in vars(event).items() if k not in _BOOKKEEPING}
+    if (versioned := VERSIONED.get(name)) is not None:
+        data[VERSION_KEY] = versioned.version
     return NewEvent(
-        type=type_name(type(aggregate), type(event)),
+        type=name,
         data=data,
         metadata={"occurred_at": event.timestamp.isoformat()},
     )
@@ -137,7 +150,10 @@ def _snapshot_transcoder() -> JSONTranscoder:
 class Repository:
     """Aggregates in, aggregates out.
 
-    Snapshots are stored every ``snapshot_every`` events. Besides, the last saved state of
+    Snapshots are stored every ``snapshot_every`` events, by a background writer
+    (``midas.eventstore.snapshots``): never in the request that crosses the threshold,
+    and only the newest state of a stream waiting its turn; ``close()`` writes what waits.
+    Besides, the last saved state of
     up to ``cache_size`` aggregates is kept in memory: the ``live_size`` most recently
     saved as the objects themselves (handed over to a command that asks for one
     exclusively), the others as pickled copies (immutable bytes); each with the store's
@@ -146,6 +162,11 @@ class Repository:
     it, usually none. The log stays the truth: every save is checked against it by
     expected version, and a save that loses evicts what it was based on, so the retry
     reads the log.
+
+    Within ``retry_on_conflict``, an exclusive load first takes the aggregate's lock in
+    this process (``midas.eventstore.turns``): commands on one aggregate take turns here
+    instead of losing version races to each other. ``conflict_attempts`` is how many
+    times such a command runs before a lost race is refused.
     """
 
     def __init__(
@@ -157,12 +178,21 @@ class Repository:
         cache_size: int = 10_000,
         live_size: int = 1_000,
         field_codec: FieldCodec | None = None,
+        conflict_attempts: int = DEFAULT_ATTEMPTS,
+        lock_wait_s: float = 5.0,
+        snapshot_vacuum_every: int = 0,
     ) -> None:
         self.store = store
+        self.conflict_attempts = conflict_attempts
+        self.locks = AggregateLocks(lock_wait_s)
         self.field_codec = field_codec
         self.types = types
         self.snapshot_every = snapshot_every
         self._transcoder = _snapshot_transcoder()
+        self.snapshots = SnapshotWriter(
+            store.save_snapshot, self._transcoder,
+            vacuum=getattr(store, "vacuum_snapshots", None),
+            vacuum_every=snapshot_vacuum_every)
         self._cache: OrderedDict[UUID, _Cached] = OrderedDict()
         self._cache_size = cache_size
         # Saved aggregates as they are, until a command takes one (get(exclusive=True)) or
@@ -175,7 +205,11 @@ class Repository:
     ) -> A:
         """The aggregate, current. ``exclusive``: the caller is a command that will change
         and save it, so the object last saved may be handed over instead of a copy (it
-        returns to the cache with the save; a command that fails drops it)."""
+        returns to the cache with the save; a command that fails drops it). Inside
+        ``retry_on_conflict`` it also waits for this process's other commands on the
+        aggregate to finish, and holds them off until this attempt ends."""
+        if exclusive and (attempt := current_attempt()) is not None:
+            await attempt.take(self.locks, aggregate_id)
         stamp = self.store.cache_stamp()
         aggregate, cached, handed_over = self._take_live(aggregate_id, exclusive)
         if aggregate is None and cached is None:
@@ -206,7 +240,23 @@ class Repository:
             self._put(aggregate_id, cached._replace(stamp=stamp))
         if cls is not None and not isinstance(aggregate, cls):
             raise AggregateNotFound(aggregate_id)
-        return aggregate
+        found: A = aggregate
+        return found
+
+    def known_version(self, aggregate_id: UUID) -> int | None:
+        """The version of the aggregate this process holds, when it is known current (0:
+        known absent), without loading it: a reader that keeps what it built from a
+        version asks this before `get`. None: unknown here, or maybe stale (then `get`)."""
+        live = self._live.get(aggregate_id)
+        if live is not None:
+            aggregate, stamp = live
+            if aggregate.pending_events or not self.store.unchanged_since(aggregate_id, stamp):
+                return None
+            return int(aggregate.version)
+        cached = self._cache.get(aggregate_id)
+        if cached is None or not self.store.unchanged_since(aggregate_id, cached.stamp):
+            return None
+        return cached.version
 
     def _take_live(
         self, aggregate_id: UUID, exclusive: bool
@@ -252,6 +302,8 @@ class Repository:
                     events=encoded,
                 )
             )
+        if (attempt := current_attempt()) is not None:
+            attempt.attempts = self.conflict_attempts
         stamp = self.store.cache_stamp()
         try:
             result = await self.store.append(streams, metadata, statements=statements)
@@ -259,31 +311,22 @@ class Repository:
             for stream in streams:  # what the losing decision was based on is stale
                 self._cache.pop(stream.stream_id, None)
                 self._live.pop(stream.stream_id, None)
+                self.snapshots.dropped(stream.stream_id)
             raise
         for stream, aggregate in zip(streams, saved, strict=True):
             self._keep_live(aggregate, stamp)
             personal = self.field_codec is not None and self.field_codec.personal(aggregate)
-            if not personal and self._crosses_snapshot(stream):
-                captured = self._capture(aggregate)
-                if captured is not None:
-                    await self._save_snapshot(captured)
+            if not personal:
+                self.snapshots.saved(aggregate, due=self._crosses_snapshot(stream))
         return result
+
+    async def close(self) -> None:
+        """Write the snapshots that wait, and stop the writer."""
+        await self.snapshots.close()
 
     def _crosses_snapshot(self, stream: StreamAppend) -> bool:
         after = stream.expected_version + len(stream.events)
         return after // self.snapshot_every != stream.expected_version // self.snapshot_every
-
-    def _capture(self, aggregate: Aggregate) -> StoredSnapshot | None:
-        """The aggregate as a database snapshot, or None if it cannot be encoded."""
-        try:
-            snapshot = Snapshot.take(aggregate)
-            state = self._transcoder.encode(snapshot.state)
-        except Exception:
-            log.warning("aggregate state not encodable", exc_info=True,
-                        extra={"aggregate": type(aggregate).__name__})
-            return None
-        return StoredSnapshot(aggregate.id, aggregate.version, snapshot.topic, state,
-                              snapshot.timestamp)
 
     def _keep_live(self, aggregate: Aggregate, stamp: CacheStamp | None) -> None:
         if self._live_size <= 0:
@@ -318,12 +361,6 @@ class Repository:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    async def _save_snapshot(self, captured: StoredSnapshot) -> None:
-        try:
-            await self.store.save_snapshot(captured)
-        except Exception:  # a snapshot is only a cache
-            log.warning("snapshot not saved", exc_info=True)
-
     def _restore(self, stored: StoredSnapshot) -> Aggregate:
         resolve_topic(stored.topic)  # fail loudly if the class is gone
         snapshot = Snapshot(
@@ -333,18 +370,26 @@ class Repository:
             topic=stored.topic,
             state=self._transcoder.decode(stored.state),
         )
-        return snapshot.mutate(None)
+        return cast(Aggregate, snapshot.mutate(None))  # the topic names an Aggregate class
 
 
 async def retry_on_conflict(
-    handler: Callable[[], Awaitable[T]], *, attempts: int = 8, base_delay_s: float = 0.002
+    handler: Callable[[], Awaitable[T]], *, attempts: int | None = None,
+    base_delay_s: float = 0.002,
 ) -> T:
-    """Run ``handler`` again on fresh state while it loses a version race (bounded)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await handler()
-        except ConcurrencyConflict:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(random.uniform(0, base_delay_s * 2**attempt))
-    raise AssertionError("unreachable")
+    """Run ``handler`` again on fresh state while it loses a version race (bounded:
+    ``attempts``, else the repository's ``conflict_attempts``).
+
+    Each run is one command attempt (``midas.eventstore.turns``): the aggregates it loads
+    exclusively are its own in this process until it ends, so the races it can still
+    lose are against other processes. The back-off between runs holds no lock."""
+    run = 0
+    while True:
+        run += 1
+        with command_attempt() as attempt:
+            try:
+                return await handler()
+            except ConcurrencyConflict:
+                if run >= (attempts or attempt.attempts):
+                    raise
+        await asyncio.sleep(random.uniform(0, base_delay_s * 2**run))

@@ -10,6 +10,7 @@ positions commit in order, so a reader following ``position > last`` never skips
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -21,9 +22,12 @@ from uuid import UUID
 
 import asyncpg
 
+from midas import tracing
+from midas.domain.events import VERSIONED, upcast
 from midas.eventstore import codec
-from midas.eventstore.database import Database, is_unavailable
+from midas.eventstore.database import Database
 from midas.eventstore.notifier import Notifier
+from midas.eventstore.outages import is_unavailable
 
 log = logging.getLogger(__name__)
 _loads = codec.decode
@@ -72,7 +76,9 @@ class StreamAppend:
 
 
 class RecordedEvent(NamedTuple):
-    """An event as stored. A named tuple: catch-up reads build hundreds of thousands."""
+    """An event as read: as stored, with ``data`` at its type's current version
+    (``midas.domain.events``: an older version's is upcast, the stored row is not).
+    A named tuple: catch-up reads build hundreds of thousands."""
 
     position: int
     stream_id: UUID
@@ -86,7 +92,10 @@ class RecordedEvent(NamedTuple):
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> RecordedEvent:
         position, stream_id, version, type_, data, metadata, recorded_at, hash_ = row
-        return cls(position, stream_id, version, type_, _loads(data), _loads(metadata),
+        payload = _loads(data)
+        if type_ in VERSIONED:
+            payload = upcast(type_, payload)
+        return cls(position, stream_id, version, type_, payload, _loads(metadata),
                    recorded_at, hash_)
 
 
@@ -143,6 +152,7 @@ class _Pending:
     rows: list[tuple[UUID, str, str, str]]  # stream, type, data json, metadata json
     statements: Sequence[Statement]
     future: asyncio.Future[AppendResult]
+    traceparent: str | None = None  # the appending span (when tracing), linked to the commit
 
 
 class EventStorePort(Protocol):
@@ -203,7 +213,10 @@ class EventStore:
 
     def start(self) -> None:
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_forever(), name="midas-writer")
+            # A context of its own: the writer outlives the request whose append starts it
+            # (its spans and log fields must not be that request's).
+            self._writer = asyncio.create_task(self._write_forever(), name="midas-writer",
+                                               context=contextvars.Context())
         self.notifier.start()
 
     async def close(self) -> None:
@@ -273,8 +286,25 @@ class EventStore:
         """Append to one or several streams atomically; return the new positions."""
         if self._closed:
             raise StoreClosed("the event store is shutting down")
+        if tracing.enabled():
+            with tracing.span("eventstore.append", {"midas.streams": len(streams)}):
+                return await self._append(streams, metadata, statements,
+                                          tracing.event_metadata())
+        return await self._append(streams, metadata, statements)
+
+    async def _append(
+        self,
+        streams: Sequence[StreamAppend],
+        metadata: Mapping[str, Any] | None,
+        statements: Sequence[Statement],
+        trace: Mapping[str, str] | None = None,
+    ) -> AppendResult:
         statements = (*statements, *_AMBIENT.get())
+        if trace:  # the appending span's traceparent, unless the caller gave one
+            metadata = {**trace, **(metadata or {})}
         pending = self._prepare(streams, metadata or {}, statements)
+        if trace:
+            pending.traceparent = metadata.get(tracing.TRACEPARENT)  # type: ignore[union-attr]
         if not pending.rows:
             return AppendResult([])
         if self._writer is None:
@@ -330,7 +360,12 @@ class EventStore:
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
-            results = await self._commit(batch)
+            if tracing.enabled():
+                with tracing.span("eventstore.commit", {"midas.appends": len(batch)},
+                                  links=tracing.links_to(p.traceparent for p in batch)):
+                    results = await self._commit(batch)
+            else:
+                results = await self._commit(batch)
         except Exception as exc:
             if len(batch) > 1 and not is_unavailable(exc):
                 # One bad append must not sink the others: retry each on its own.
@@ -453,6 +488,12 @@ class EventStore:
                 snapshot.stream_id, snapshot.version, snapshot.topic, snapshot.state,
                 snapshot.taken_at,
             )
+
+    async def vacuum_snapshots(self) -> None:
+        """Remove the row versions that snapshot upserts superseded (VACUUM, outside any
+        transaction; it only marks their space for reuse, never locks out writers)."""
+        async with self.db.acquire() as conn:
+            await conn.execute("VACUUM snapshots")
 
     async def load_snapshot(self, stream_id: UUID) -> StoredSnapshot | None:
         async with self.db.acquire() as conn:
@@ -595,11 +636,14 @@ async def read_all(
             after, limit, list(types),
         )
     if bare:  # tuple.__new__: a named tuple's own __new__ is a Python call per event
-        return [_new_tuple(RecordedEvent, (position, stream_id, version, type_, _loads(data),
-                                           {}, recorded_at, b""))
+        return [_new_tuple(RecordedEvent, (
+                    position, stream_id, version, type_,
+                    _loads(data) if type_ not in VERSIONED else upcast(type_, _loads(data)),
+                    {}, recorded_at, b""))
                 for position, stream_id, version, type_, data, recorded_at in rows]
     return [RecordedEvent.from_row(r) for r in rows]
 
 
 async def head_position(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    head: int = await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    return head

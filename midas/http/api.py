@@ -1,22 +1,40 @@
 """Declared endpoints: one registry feeds the router and the OpenAPI document.
 
-A handler declares its body, query and response models; the wrapper parses and
-validates them (400 for malformed JSON, 422 for invalid fields) before the handler runs.
+A handler declares its body, query and response models, and the types of its path
+parameters; the wrapper parses and validates them (404 for a path parameter of another
+type, 400 for malformed JSON, 422 for invalid fields) before the handler runs. The same
+declarations write /openapi.json (``midas.http.openapi``), so the two cannot disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from midas.http.problems import Problem, validation_problem
 
 Kind = Literal["command", "query", "system"]
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+PATH_PARAMETER = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+# A path parameter is a resource's UUID unless its route declares another type.
+DEFAULT_PATH_TYPE: Any = UUID
+
+
+def path_types(path: str, declared: Mapping[str, Any] | None = None
+               ) -> tuple[tuple[str, TypeAdapter[Any]], ...]:
+    """Each parameter of ``path`` with the type it must have: as declared, else a UUID.
+    Declaring a name the path does not have is a mistake, refused at import."""
+    names = PATH_PARAMETER.findall(path)
+    if unknown := set(declared or {}) - set(names):
+        raise ValueError(f"{path} has no parameter {', '.join(sorted(unknown))}")
+    return tuple((name, TypeAdapter((declared or {}).get(name, DEFAULT_PATH_TYPE)))
+                 for name in names)
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,11 @@ class Endpoint:
     tags: tuple[str, ...] = ()
     content_type: str = "application/json"
     idempotent: bool = True  # False: bodies or answers hold secrets, never stored
+    problems: tuple[tuple[int, str], ...] = ()  # further error answers: (status, when)
+    path_params: tuple[tuple[str, TypeAdapter[Any]], ...] = field(default=(), compare=False)
+    example: Mapping[str, Any] | None = field(default=None, compare=False)  # a typical body
+    # Other types the success may come as (content negotiation), as text.
+    also_as: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -60,13 +83,24 @@ class Api:
         status: int = 200,
         content_type: str = "application/json",
         idempotent: bool | None = None,
+        problems: Mapping[int, str] | None = None,
+        path_params: Mapping[str, Any] | None = None,
+        example: Mapping[str, Any] | None = None,
+        also_as: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        """Declare a route. ``path_params``: the type of each path parameter that is not
+        a UUID (a pydantic type; a value that does not fit is 404). ``example``: a
+        typical body, published in the document (and checked against ``body``).
+        ``also_as``: other content types of the success (e.g. ``text/csv``)."""
+        parameters = path_types(path, path_params)
+
         def decorate(handler: Handler) -> Handler:
-            wrapped = _validating(handler, body, query)
+            wrapped = _validating(handler, body, query, parameters)
             self.endpoints.append(
                 Endpoint(method, path, wrapped, self.kind, summary, body, query, response,
                          status, (self.tag,), content_type,
-                         self.idempotent if idempotent is None else idempotent)
+                         self.idempotent if idempotent is None else idempotent,
+                         tuple((problems or {}).items()), parameters, example, also_as)
             )
             return handler
 
@@ -86,9 +120,11 @@ class Api:
 
 
 def _validating(
-    handler: Handler, body_model: type[BaseModel] | None, query_model: type[BaseModel] | None
+    handler: Handler, body_model: type[BaseModel] | None, query_model: type[BaseModel] | None,
+    parameters: tuple[tuple[str, TypeAdapter[Any]], ...] = (),
 ) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        check_path(request, parameters)
         kwargs: dict[str, Any] = {}
         if query_model is not None:
             kwargs["query"] = parse_query(request, query_model)
@@ -99,6 +135,16 @@ def _validating(
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def check_path(request: web.Request, parameters: tuple[tuple[str, TypeAdapter[Any]], ...]
+               ) -> None:
+    """404 unless every path parameter has its declared type: there is no such resource."""
+    for name, adapter in parameters:
+        try:
+            adapter.validate_python(request.match_info[name])
+        except ValidationError:
+            raise web.HTTPNotFound() from None
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:

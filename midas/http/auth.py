@@ -20,7 +20,7 @@ class Role(StrEnum):
     CONCIERGE = "concierge"
     ADMIN = "admin"
     SUPER_ADMIN = "super_admin"
-    AUDITOR = "auditor"  # read-only access to the event log (issue 8)
+    AUDITOR = "auditor"  # read-only access to the event log
 
 
 STAFF = frozenset({Role.CONCIERGE, Role.ADMIN, Role.SUPER_ADMIN})

@@ -4,7 +4,9 @@ The key is claimed before the handler runs ("started"); the handler's appends ma
 "committed" in their own transaction; the response is stored afterwards ("done"). So a
 retry after a crash between commit and response still appends nothing: it gets the
 position the command reached. A key left "started" past ``stale_after`` never committed
-and may be taken over.
+and may be taken over; until then a duplicate gets 409 with ``Retry-After`` set to the
+whole seconds left before that takeover (at least 1): the wait a request still in progress
+may need, and exactly the wait after a crash left the key behind.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import timedelta
 import asyncpg
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from midas.eventstore import Database, Statement, with_statements
 from midas.http.api import Endpoint
@@ -45,11 +48,11 @@ class Claim:
 
 def idempotency_middleware(
     endpoints: Iterable[Endpoint], stale_after: timedelta
-) -> web.middleware:
+) -> Middleware:
     opted_out = {e.key for e in endpoints if not e.idempotent}
 
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         key = request.headers.get(KEY_HEADER)
         if key is None or request.method not in WRITE_METHODS:
             return await handler(request)
@@ -106,7 +109,9 @@ async def _claim(
         return None
     row = await conn.fetchrow(
         "SELECT fingerprint, state, position, status, body, headers, created_at,"
-        " now() - created_at > $3 AS stale FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        " now() - created_at > $3 AS stale,"
+        " ceil(extract(epoch FROM created_at + $3 - now()))::bigint AS wait_s"
+        " FROM idempotency_keys WHERE scope = $1 AND key = $2",
         claim.scope, claim.key, stale_after,
     )
     if row is None:  # released meanwhile: try once more
@@ -130,7 +135,7 @@ async def _claim(
     ):
         return None
     raise Problem(409, "A request with this Idempotency-Key is still in progress.",
-                  headers={"Retry-After": "1"})
+                  headers={"Retry-After": str(max(1, row["wait_s"]))})
 
 
 async def _store(db: Database, claim: Claim, response: web.Response) -> None:

@@ -7,16 +7,19 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from midas.config import Settings
 from midas.domain.errors import DomainError, InvalidState
 from midas.eventstore import AggregateNotFound, ConcurrencyConflict, StoreClosed, is_unavailable
-from midas.http.auth import PRINCIPAL, InvalidToken, Principal, VerifiedTokens
+from midas.eventstore.codec import InvalidEventData
+from midas.http.auth import PRINCIPAL, InvalidToken, Principal, Role, VerifiedTokens
 from midas.http.keys import ACCESS
-from midas.http.permissions import allows, rule_for
+from midas.http.permissions import allows, permits, rule_for
 from midas.http.problems import Problem, problem_response, unavailable
 from midas.http.requestkeys import REQUEST_ID
 from midas.logs import request_id_var
@@ -38,9 +41,9 @@ class HttpMetrics:
         )
 
 
-def request_id_middleware() -> web.middleware:
+def request_id_middleware() -> Middleware:
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request[REQUEST_ID] = request_id
@@ -58,9 +61,9 @@ def request_id_middleware() -> web.middleware:
     return middleware
 
 
-def metrics_middleware(metrics: HttpMetrics) -> web.middleware:
+def metrics_middleware(metrics: HttpMetrics) -> Middleware:
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         start = time.perf_counter()
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
@@ -80,26 +83,34 @@ def metrics_middleware(metrics: HttpMetrics) -> web.middleware:
 
 
 ErrorHook = Callable[[web.Request, Exception], Awaitable[None]]
+RefusalHook = Callable[[web.Request], Awaitable[None]]
 
 
-def problem_middleware(on_error: ErrorHook | None = None) -> web.middleware:
-    """``on_error`` is told of every unhandled error (500), e.g. to record it (issue 6)."""
+def problem_middleware(
+    on_error: ErrorHook | None = None, on_refusal: RefusalHook | None = None
+) -> Middleware:
+    """``on_error`` is told of every unhandled error (500), e.g. to record it;
+    ``on_refusal`` of every 403 (a security event)."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except Problem as problem:
+            if problem.status == 403 and on_refusal is not None:
+                await on_refusal(request)
             return problem_response(problem, request)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            problem = Problem(exc.status, exc.text if exc.text and exc.status != 404 else None,
+            if exc.status == 403 and on_refusal is not None:
+                await on_refusal(request)
+            refused = Problem(exc.status, exc.text if exc.text and exc.status != 404 else None,
                               headers={k: v for k, v in exc.headers.items()
                                        if k in ("Allow", "Retry-After")})
-            return problem_response(problem, request)
+            return problem_response(refused, request)
         except DomainError as exc:
-            extra = {"state": exc.state} if isinstance(exc, InvalidState) else {}
+            extra: dict[str, Any] = {"state": exc.state} if isinstance(exc, InvalidState) else {}
             return problem_response(Problem(exc.status, str(exc), **extra), request)
         except AggregateNotFound:
             return problem_response(Problem(404, "No such resource."), request)
@@ -107,6 +118,12 @@ def problem_middleware(on_error: ErrorHook | None = None) -> web.middleware:
             return problem_response(
                 Problem(409, "The resource changed concurrently; retry the request."), request
             )
+        except InvalidEventData as exc:  # the store's second line: nothing was written
+            log.warning("unstorable event data refused", extra={"where": exc.path})
+            return problem_response(Problem(
+                422, "The request holds a value that cannot be stored.",
+                title="Invalid request", errors=[{"field": exc.path, "message": exc.reason,
+                                                  "type": "unstorable"}]), request)
         except StoreClosed:
             return problem_response(unavailable("The service is shutting down."), request)
         except Exception as exc:
@@ -126,12 +143,12 @@ def problem_middleware(on_error: ErrorHook | None = None) -> web.middleware:
     return middleware
 
 
-def auth_middleware(settings: Settings) -> web.middleware:
+def auth_middleware(settings: Settings) -> Middleware:
     """Authenticate the bearer token, then apply the route's rule from the matrix."""
     tokens = VerifiedTokens(settings)
 
     @web.middleware
-    async def middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         if resource is None or request.method == "OPTIONS":
             return await handler(request)
@@ -142,10 +159,13 @@ def auth_middleware(settings: Settings) -> web.middleware:
         if principal is not None:
             await _check_account(request, principal)
             request[PRINCIPAL] = principal
-        if not allows(rule, principal.role if principal else None):
+        role = principal.role if principal else None
+        if not permits(request.method, resource.canonical, role):
             if principal is None:
                 raise Problem(401, "Sign in to do this.",
                               headers={"WWW-Authenticate": 'Bearer realm="midas"'})
+            if role is Role.AUDITOR and allows(rule, role):
+                raise Problem(403, "An auditor reads; it may not change anything.")
             raise Problem(403, "Your role may not do this.")
         return await handler(request)
 

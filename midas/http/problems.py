@@ -8,7 +8,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from midas import tracing
 from midas.http.requestkeys import REQUEST_ID
+from midas.limits import refused_character
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -53,6 +55,7 @@ class ProblemSchema(BaseModel):
     detail: str | None = None
     instance: str | None = None
     request_id: str | None = None
+    trace_id: str | None = None
     errors: list[dict[str, Any]] | None = None
 
 
@@ -60,6 +63,9 @@ def problem_response(problem: Problem, request: web.Request | None = None) -> we
     body = problem.body(request.path if request is not None else None)
     if request is not None and REQUEST_ID in request:
         body["request_id"] = request[REQUEST_ID]
+    trace_id = tracing.current_trace_id()  # None unless the process traces
+    if trace_id is not None:
+        body["trace_id"] = trace_id
     return web.json_response(
         body, status=problem.status, content_type=PROBLEM_TYPE, headers=problem.headers
     )
@@ -69,7 +75,7 @@ def validation_problem(exc: ValidationError, where: str) -> Problem:
     """422 listing each offending field (never echoing the submitted values)."""
     errors = [
         {
-            "field": ".".join(str(part) for part in (where, *err["loc"])),
+            "field": ".".join(_printable(str(part)) for part in (where, *err["loc"])),
             "message": err["msg"],
             "type": err["type"],
         }
@@ -80,5 +86,14 @@ def validation_problem(exc: ValidationError, where: str) -> Problem:
     )
 
 
-def unavailable(detail: str = "The database is unreachable; try again shortly.") -> Problem:
-    return Problem(503, detail, headers={"Retry-After": "1"})
+def _printable(name: str) -> str:
+    """A field name as it can be shown: a key holding control characters is escaped."""
+    return name if refused_character(name) is None else ascii(name)[1:-1]
+
+
+def unavailable(
+    detail: str = "The database is unreachable; try again shortly.", **extra: Any
+) -> Problem:
+    """503 for a connection-level failure (``midas.eventstore.is_unavailable``): the pool
+    reconnects on the next request, so a client may retry after a second."""
+    return Problem(503, detail, headers={"Retry-After": "1"}, **extra)

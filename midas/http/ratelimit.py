@@ -76,6 +76,9 @@ def client_ip(request: web.Request, settings: Settings) -> str:
     return request.remote or "unknown"
 
 
+RATE_LIMITED = {429: "Too many requests from this address: see Retry-After"}  # declared
+
+
 async def enforce(
     limiter: RateLimiter, key: str, limit: int, window_s: int, what: str = "requests"
 ) -> None:

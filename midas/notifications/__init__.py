@@ -1,1 +1,1 @@
-"""Email notifications (issue 6): the outbox, templates and delivery over SMTP."""
+"""Email notifications: the outbox, templates and delivery over SMTP."""

@@ -10,6 +10,10 @@ An attempt tries the providers in order (connections are opened lazily and reuse
 whole run). When all fail, the row is retried after 1, 5 and 15 minutes (settings), then
 dead-lettered with an alert (webhook only: email is what failed). A recipient refused with a
 5xx code is a bounce: final, no retry. Counters per provider and template feed analytics.
+
+Marketing emails (``midas.notifications.marketing``) are sent only while their recipient
+agrees to marketing, checked at delivery (a withdrawal after queueing still stops them),
+and carry the one-click unsubscribe headers; service emails never do.
 """
 
 from __future__ import annotations
@@ -23,32 +27,47 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 import aiosmtplib
 import asyncpg
 import orjson
 
+from midas import tracing
 from midas.background import Background
 from midas.config import Settings, SmtpProvider
-from midas.errors import deliver_alerts, raise_alert
+from midas.error_reports import deliver_alerts, raise_alert
 from midas.eventstore import Database, is_unavailable
+from midas.notifications.marketing import (
+    add_unsubscribe_headers,
+    consenting,
+    is_marketing,
+    unsubscribe_url,
+)
 from midas.notifications.outbox import (
     ACCOUNT,
+    CONCIERGE,
     LEGAL,
     OPS,
     OUTBOX_TABLE,
+    PREVIOUS,
     STATS_TABLE,
     TIMERS_TABLE,
+    VERIFICATION,
     enqueue_for_booking,
+    mask,
     message_id,
     reminder_key,
 )
 from midas.notifications.rendering import render
+from midas.security import verification
+from midas.security.unsubscribe import tokens_from
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 PIXEL_PATH = "/api/v1/notifications/opened/{token}"
+_PERSONAL = frozenset({ACCOUNT, VERIFICATION, PREVIOUS})  # emails to an account's holder
 
 
 @dataclass
@@ -77,6 +96,7 @@ class NotificationWorker(Background):
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.connections_opened = 0  # per provider connect() calls (reuse is observable)
+        self._unsubscribe = tokens_from(settings)
 
     # -- one pass --------------------------------------------------------------------------
 
@@ -114,6 +134,11 @@ class NotificationWorker(Background):
                     or report.skipped or report.reminders or report.alerts):
                 return total
 
+    async def next_reminder(self) -> datetime | None:
+        """When the earliest reminder falls due."""
+        async with self.db.acquire() as conn:
+            return await conn.fetchval(f"SELECT min(due_at) FROM {TIMERS_TABLE}")
+
     async def _fire_reminders(self, now: datetime) -> int:
         fired = 0
         async with self.db.acquire() as conn, conn.transaction():
@@ -136,23 +161,28 @@ class NotificationWorker(Background):
         async with conn.transaction():
             row = await conn.fetchrow(
                 "SELECT o.id, o.dedupe_key, o.template, o.recipient, o.context, o.attempts,"
-                " o.tracking_id, a.email AS account_email, r.name AS account_name"
+                " o.tracking_id, o.account_id, o.trace_context, a.email AS account_email,"
+                f" r.name AS account_name, {consenting('o.account_id')} AS consenting,"
+                " v.email AS link_email, v.previous_email AS link_previous_email,"
+                " (v.used_at IS NULL AND v.revoked_at IS NULL AND v.expires_at > $1)"
+                " AS link_live"
                 f" FROM {OUTBOX_TABLE} o"
                 " LEFT JOIN auth_accounts a ON a.account_id = o.account_id"
                 " LEFT JOIN acc_accounts r ON r.id = o.account_id"
+                f" LEFT JOIN {verification.TABLE} v"
+                "   ON v.id = (o.context ->> 'verification_id')::uuid"
                 " WHERE o.status = 'pending' AND o.next_attempt_at <= $1"
                 " ORDER BY o.next_attempt_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED", now,
             )
             if row is None:
                 return False
             address = self._address(row)
-            if address is None:  # an erased or unknown account: nobody to write to
-                await conn.execute(
-                    f"UPDATE {OUTBOX_TABLE} SET status = 'skipped', last_error = $2,"
-                    " updated_at = now() WHERE id = $1", row["id"], "no address (erased?)",
+            if address is None:  # erased, unknown, or a link no longer valid: nobody to write to
+                return await _skip(
+                    conn, row, "no address (an erased account, or a link no longer valid)", report
                 )
-                report.skipped += 1
-                return True
+            if is_marketing(row["template"]) and not row["consenting"]:
+                return await _skip(conn, row, "no marketing consent", report)
             try:
                 message = self._message(row, address)
             except Exception as exc:  # a template bug: retrying cannot help
@@ -160,8 +190,10 @@ class NotificationWorker(Background):
                 await self._dead(conn, row, f"render failed: {type(exc).__name__}", now)
                 report.dead += 1
                 return True
-            outcome, provider, error = await self._send(message, connections, row["template"],
-                                                        conn)
+            with tracing.continued(row["trace_context"], "email delivery", {
+                    "midas.outbox.id": row["id"], "midas.email.template": row["template"]}):
+                outcome, provider, error = await self._send(message, connections,
+                                                            row["template"], conn)
             if outcome == _Outcome.SENT:
                 await conn.execute(
                     f"UPDATE {OUTBOX_TABLE} SET status = 'sent', sent_at = $2, provider = $3,"
@@ -217,19 +249,39 @@ class NotificationWorker(Background):
         if recipient == ACCOUNT:
             email = row["account_email"]
             return email if email and "@" in email else None
-        return {OPS: s.ops_email, LEGAL: s.legal_email}.get(recipient, recipient)
+        if recipient == VERIFICATION:  # only while its link can still be used
+            return row["link_email"] if row["link_live"] else None
+        if recipient == PREVIOUS:
+            return row["link_previous_email"]
+        return {OPS: s.ops_email, LEGAL: s.legal_email,
+                CONCIERGE: s.concierge_email}.get(recipient, recipient)
+
+    def _link_context(self, row: asyncpg.Record, context: dict[str, Any]) -> None:
+        """The masked address a change goes to, and for the address to prove, the link
+        (its token derived here: it is stored nowhere)."""
+        context["new_email_masked"] = mask(row["link_email"] or "")
+        context["change"] = row["link_previous_email"] is not None
+        if row["recipient"] == VERIFICATION:
+            token = verification.token_for(self.settings, UUID(context["verification_id"]))
+            context["verify_url"] = f"{self.settings.verification_page()}#token={token}"
 
     def _message(self, row: asyncpg.Record, recipient: str) -> EmailMessage:
         s = self.settings
         context = row["context"]
         context = orjson.loads(context) if isinstance(context, str) else dict(context)
-        if row["recipient"] == ACCOUNT:
+        if row["recipient"] in _PERSONAL:
             name = row["account_name"]
             context["name"] = name if name and not name.startswith("[") else "valued guest"
+        if row["recipient"] in (VERIFICATION, PREVIOUS):
+            self._link_context(row, context)
         pixel = (s.public_base_url.rstrip("/")
                  + PIXEL_PATH.format(token=row["tracking_id"])) if s.email_tracking else None
         brand = {"brand_name": s.brand_name, "concierge_email": s.concierge_email,
                  "concierge_phone": s.concierge_phone, "pixel_url": pixel}
+        token = self._unsubscribe.issue(row["account_id"]) if is_marketing(
+            row["template"]) else None
+        if token is not None:
+            context["unsubscribe_url"] = unsubscribe_url(s, token)
         rendered = render(row["template"], context, brand)
         message = EmailMessage()
         message["From"] = s.email_from
@@ -238,6 +290,8 @@ class NotificationWorker(Background):
         message["Message-ID"] = message_id(row["dedupe_key"], s.email_domain)
         message["Date"] = format_datetime(self.clock())
         message["X-Midas-Template"] = row["template"]
+        if token is not None:
+            add_unsubscribe_headers(message, s, token)
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
         return message
@@ -249,7 +303,9 @@ class NotificationWorker(Background):
         errors: list[str] = []
         for provider in self.settings.smtp_providers:
             try:
-                await self._send_via(provider, message, connections)
+                with tracing.span("smtp send", {"midas.smtp.provider": provider.name,
+                                                "server.port": provider.port}, kind="client"):
+                    await self._send_via(provider, message, connections)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 codes = [r.code for r in exc.recipients]
                 if codes and all(code >= 500 for code in codes):
@@ -309,6 +365,14 @@ class NotificationWorker(Background):
                 if not is_unavailable(exc):
                     log.exception("notification delivery pass failed")
             await asyncio.sleep(self.settings.email_poll_interval_s)
+
+
+async def _skip(conn: asyncpg.Connection, row: asyncpg.Record, reason: str,
+                report: RunReport) -> bool:
+    await conn.execute(f"UPDATE {OUTBOX_TABLE} SET status = 'skipped', last_error = $2,"
+                       " updated_at = now() WHERE id = $1", row["id"], reason)
+    report.skipped += 1
+    return True
 
 
 async def _drop(connections: dict[str, aiosmtplib.SMTP], name: str) -> None:

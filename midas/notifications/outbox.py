@@ -28,23 +28,28 @@ ENQUEUED_TABLE = "notif_enqueued"  # the last position whose emails were decided
 # address (and name) from auth_accounts / acc_accounts, so the outbox holds no address of a
 # customer and an erased account's pending emails are never sent.
 OPS, LEGAL, ACCOUNT = "@ops", "@legal", "@account"
-STATUSES = ("pending", "sent", "bounced", "dead", "skipped")
+CONCIERGE = "@concierge"  # the concierge desk (settings.concierge_email)
+# A verification link's address, and the address told about an email change: read at
+# delivery from the verification named in the context (``verification_id``), so neither
+# is in the outbox; a link no longer valid by then is skipped.
+VERIFICATION, PREVIOUS = "@verification", "@previous"
 BookingContext = tuple[UUID, dict[str, Any]]  # the customer, the booking's email context
 
 ENQUEUE_COLUMNS = ("dedupe_key", "template", "recipient", "account_id", "context",
-                   "next_attempt_at", "tracking_id")
+                   "next_attempt_at", "tracking_id", "trace_context")
 ENQUEUE_SQL = (
     f"INSERT INTO {OUTBOX_TABLE} ({', '.join(ENQUEUE_COLUMNS)})"
-    " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT (dedupe_key) DO NOTHING"
+    " VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING"
 )
 
 
 def enqueue_args(
     dedupe_key: str, template: str, recipient: str, account_id: Any,
-    context: dict[str, Any], due: datetime,
+    context: dict[str, Any], due: datetime, trace_context: str | None = None,
 ) -> tuple[Any, ...]:
+    """``trace_context``: the traceparent of the cause (``midas.tracing``), if traced."""
     return (dedupe_key, template, recipient, account_id, orjson.dumps(context).decode(), due,
-            tracking_id(dedupe_key))
+            tracking_id(dedupe_key), trace_context)
 
 
 async def enqueue(conn: Any, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +89,7 @@ async def enqueue_for_booking(
 def booking_email(
     key: str, template: str, booking_id: UUID, booking: BookingContext | None,
     customer_id: str | None, extra: dict[str, Any], due: datetime,
+    trace_context: str | None = None,
 ) -> tuple[Any, ...] | None:
     """The outbox row (``ENQUEUE_SQL``'s arguments) of a customer's email about a booking
     whose context is ``booking``; None, logged, when the booking is unknown."""
@@ -94,7 +100,7 @@ def booking_email(
         return None
     context = {**(booking[1] if booking else unknown_booking(str(booking_id))),
                **{k: v for k, v in extra.items() if v is not None}}
-    return enqueue_args(key, template, ACCOUNT, customer, context, due)
+    return enqueue_args(key, template, ACCOUNT, customer, context, due, trace_context)
 
 
 def reminder_key(booking_id: UUID | str) -> str:

@@ -25,13 +25,21 @@ SUBJECTS: dict[str, str] = {
     "booking_confirmed": "Confirmed: {{ item_name }} from {{ start | local(time_zone) }}",
     "booking_reminder": "Tomorrow: your {{ item_name }} at {{ start | local(time_zone) }}",
     "booking_cancelled": "Cancelled: {{ item_name }}",
+    "instalment_reminder": "{{ item_name }}: instalment {{ number }} of"
+                           " {{ amount | money(currency) }} due",
+    "booking_changed": "Changed: {{ item_name }}, now from {{ start | local(time_zone) }}",
     "payment_failed": "Your payment for {{ item_name }} did not go through",
     "refund_processed": "Refund of {{ amount | money(currency) }} processed",
     "dispute_opened": "Dispute opened on booking {{ booking_id }}",
     "concierge_assigned": "Your concierge for {{ item_name }}",
+    # to the concierge desk: something about a booking needs a person
+    "concierge_alert": "[Midas] {{ title }}: {{ item_name }}",
     "alert": "[Midas alert] {{ title }}",
-    # issue 7: a staff message to a customer segment
+    # a staff message to a customer segment
     "segment_message": "{{ subject or 'A message from ' ~ (brand_name or 'Midas') }}",
+    "verify_email": "Confirm your email address for {{ brand_name }}",
+    "email_change_requested": "A change of your {{ brand_name }} email was requested",
+    "email_changed": "Your {{ brand_name }} email was changed",
 }
 TEMPLATES = frozenset(SUBJECTS)
 

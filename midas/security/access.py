@@ -1,11 +1,12 @@
 """What the auth middleware checks on every request, cached per process.
 
 An access token is good while its account exists, is active, still has the token's role
-and the token is not revoked. Those facts change rarely and every change is announced
-(a trigger notifies the ``access`` channel, see migrations/085), so each process keeps
-the answers and drops them all on any announcement, on a reconnection (announcements
-may have been missed), and when this process itself changed them (``forget``). While
-announcements are not being received, every request asks the database.
+and the token is not revoked; a hold also needs the account's email verified. Those facts
+change rarely and every change is announced (a trigger notifies the ``access`` channel,
+see migrations/085 and 096), so each process keeps the answers and drops them all on any
+announcement, on a reconnection (announcements may have been missed), and when this
+process itself changed them (``forget``). While announcements are not being received,
+every request asks the database.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from uuid import UUID
 
 from midas.eventstore.database import Database
 from midas.eventstore.notifier import Notifier
-from midas.security.credentials import access_of
+from midas.security.credentials import Access, access_of
 
 ACCESS_CHANNEL = "access"
-Access = tuple[str, bool, bool]  # role, active, token revoked
 
 
 class AccessCache:
@@ -35,7 +35,7 @@ class AccessCache:
         self._generation += 1
 
     async def access(self, account_id: UUID, jti: str | None) -> Access | None:
-        """(role, active, revoked) of the account and token; None: no such account."""
+        """The account and token as the middleware checks them; None: no such account."""
         key = (account_id, jti)
         if key in self._known and self._notifier.connected.is_set():
             self._known.move_to_end(key)

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 from midas.eventstore import Statement
+
+
+class Access(NamedTuple):
+    """An account as the auth middleware sees it, with the token asked about."""
+
+    role: str
+    active: bool
+    revoked: bool  # the token
+    email_verified: bool
+
 
 TABLE = "auth_accounts"
 
@@ -25,16 +36,26 @@ class Credentials:
     active: bool
     password_hash: str | None
     locked_until: datetime | None
+    email_verified: bool = False
+
+    def lockout_wait(self, now: datetime) -> int | None:
+        """Whole seconds (at least 1) until a lockout ends; None when not locked."""
+        if self.locked_until is None or self.locked_until <= now:
+            return None
+        return max(1, int((self.locked_until - now).total_seconds() + 0.999))
+
+
+_COLUMNS = "account_id, role, active, password_hash, locked_until, email_verified"
 
 
 def insert(
     account_id: UUID, email: str, role: str, password_hash: str | None,
-    google_subject: str | None = None,
+    google_subject: str | None = None, email_verified: bool = False,
 ) -> Statement:
     return Statement(
-        f"INSERT INTO {TABLE} (account_id, email, role, password_hash, google_subject)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        (account_id, email, role, password_hash, google_subject),
+        f"INSERT INTO {TABLE} (account_id, email, role, password_hash, google_subject,"
+        " email_verified) VALUES ($1, $2, $3, $4, $5, $6)",
+        (account_id, email, role, password_hash, google_subject, email_verified),
     )
 
 
@@ -46,8 +67,9 @@ def set_password(account_id: UUID, password_hash: str) -> Statement:
 
 
 def set_fields(account_id: UUID, **fields: object) -> Statement:
-    """Mirror email, role, active or google_subject (column names are ours, not input)."""
-    allowed = {"email", "role", "active", "google_subject"}
+    """Mirror email, role, active, google_subject or email_verified (column names are
+    ours, not input)."""
+    allowed = {"email", "role", "active", "google_subject", "email_verified"}
     if not fields or set(fields) - allowed:
         raise ValueError(f"unexpected fields {sorted(fields)}")
     names = sorted(fields)
@@ -69,13 +91,30 @@ def erase(account_id: UUID) -> Statement:
     )
 
 
+def release(account_id: UUID) -> Statement:
+    """An unverified email given up to an account that proved control of it: the login
+    email becomes a placeholder no email can match (no ``@``), the password and the
+    Google link go, and the account is inactive."""
+    return Statement(
+        f"UPDATE {TABLE} SET email = 'released:' || account_id::text, active = false,"
+        " password_hash = NULL, google_subject = NULL, updated_at = now()"
+        " WHERE account_id = $1",
+        (account_id,),
+    )
+
+
 async def by_email(conn: asyncpg.Connection, email: str) -> Credentials | None:
     row = await conn.fetchrow(
-        f"SELECT account_id, role, active, password_hash, locked_until FROM {TABLE}"
-        " WHERE lower(email) = lower($1)",
-        email.strip(),
+        f"SELECT {_COLUMNS} FROM {TABLE} WHERE lower(email) = lower($1)", email.strip()
     )
     return Credentials(**dict(row)) if row else None
+
+
+async def by_id(conn: asyncpg.Connection, account_id: UUID) -> Credentials | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {TABLE} WHERE account_id = $1",
+                              account_id)
+    return Credentials(**dict(row)) if row else None
+
 
 
 async def by_google_subject(conn: asyncpg.Connection, subject: str) -> UUID | None:
@@ -116,13 +155,13 @@ async def record_success(conn: asyncpg.Connection, account_id: UUID) -> None:
     )
 
 
-async def access_of(
-    conn: asyncpg.Connection, account_id: UUID, jti: str | None
-) -> tuple[str, bool, bool] | None:
-    """(role, active, token revoked) for the auth middleware: one indexed lookup."""
+async def access_of(conn: asyncpg.Connection, account_id: UUID, jti: str | None) -> Access | None:
+    """What the auth middleware checks, and whether the email is verified: one indexed
+    lookup."""
     row = await conn.fetchrow(
         f"SELECT role, active, EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $2)"
-        f" AS revoked FROM {TABLE} WHERE account_id = $1",
+        f" AS revoked, email_verified FROM {TABLE} WHERE account_id = $1",
         account_id, jti or "",
     )
-    return (row["role"], row["active"], row["revoked"]) if row else None
+    return Access(row["role"], row["active"], row["revoked"], row["email_verified"]) if row \
+        else None

@@ -14,6 +14,8 @@ from typing import Any
 import aiohttp
 import jwt
 
+from midas import tracing
+
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 _REFETCH_MIN_S = 60.0
 
@@ -84,9 +86,11 @@ class GoogleVerifier:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         try:
-            async with self._session.get(self._url) as response:
-                response.raise_for_status()
-                document = await response.json(content_type=None)
+            with tracing.span("google keys fetch", {"midas.provider": "google"},
+                              kind="client"):
+                async with self._session.get(self._url) as response:
+                    response.raise_for_status()
+                    document = await response.json(content_type=None)
             keys = jwt.PyJWKSet.from_dict(document).keys
         except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError):
             raise GoogleUnavailable("Google's keys are unavailable") from None

@@ -31,7 +31,7 @@ async def hash_password(password: str, rounds: int) -> str:
 
 async def verify_password(password: str, hashed: str | None, rounds: int) -> bool:
     """Check ``password``; with no hash, spend the same time on a dummy and say no."""
-    target = hashed or await asyncio.to_thread(_dummy_hash, rounds)
+    target = hashed or str(await asyncio.to_thread(_dummy_hash, rounds))
     candidate = password.encode()[:MAX_BYTES]
     ok = await asyncio.to_thread(_check, candidate, target.encode())
     return ok and hashed is not None

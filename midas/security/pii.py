@@ -16,6 +16,10 @@ ever, while the events, their hashes and every non-personal field stay as they w
 Values that are not envelopes (events written before this scheme) pass through as they
 are: they cannot be shredded (see docs/privacy.md).
 
+Personal values are checked like any event data (``codec.check_plain``: no NUL, no lone
+surrogate) *before* they are sealed: once sealed, the store could no longer see them, and
+the projector that opens them would fail on them.
+
 Envelope encryption of the keys themselves: when the process has a key-encryption key
 (``MIDAS_PII_MASTER_KEY``, set once at start-up by ``configure_master_key``), every new
 subject key is stored *wrapped*: ``b"w1" || nonce || AES-256-GCM(KEK, key, ad=subject)``
@@ -38,6 +42,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Aggregate
 from pydantic import SecretStr
 
+from midas.config import KEY_SIZE, MASTER_KEY_SETTING, decode_master_key
+from midas.eventstore.codec import check_plain
 from midas.eventstore.database import Database
 from midas.eventstore.store import (
     CacheStamp,
@@ -46,15 +52,14 @@ from midas.eventstore.store import (
     RecordedEvent,
     Statement,
 )
+from midas.limits import replace_unstorable
 
 ERASED = "[erased]"
 PREFIX = "pii:v1:"
 KEYS_TABLE = "subject_keys"
 _NONCE = 12
-KEY_SIZE = 32
 WRAPPED = b"w1"  # version marker of a wrapped subject key
 WRAPPED_SIZE = len(WRAPPED) + _NONCE + KEY_SIZE + 16  # + the GCM tag
-MASTER_KEY_SETTING = "MIDAS_PII_MASTER_KEY"
 
 Paths = tuple[str, ...]
 
@@ -89,7 +94,10 @@ def seal(key: bytes, subject: UUID, value: str) -> str:
 
 
 def open_value(key: bytes | None, subject: UUID, value: Any) -> Any:
-    """The clear value of an envelope; ERASED without a key; other values unchanged."""
+    """The clear value of an envelope; ERASED without a key; other values unchanged.
+
+    A NUL sealed before values were checked is read as U+FFFD: the store refuses it
+    now, and a projector copying it into a read model would fail on it for ever."""
     if not is_sealed(value):
         return value
     if key is None:
@@ -97,9 +105,10 @@ def open_value(key: bytes | None, subject: UUID, value: Any) -> Any:
     raw = value[len(PREFIX):]
     try:
         blob = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-        return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], subject.bytes).decode()
+        clear = AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], subject.bytes).decode()
     except (InvalidTag, ValueError) as exc:
         raise PiiError(f"a personal field of {subject} cannot be decrypted") from exc
+    return replace_unstorable(clear)
 
 
 def transform(data: Mapping[str, Any], paths: Iterable[str], fn: Any) -> dict[str, Any]:
@@ -120,7 +129,12 @@ def transform(data: Mapping[str, Any], paths: Iterable[str], fn: Any) -> dict[st
 
 def has_personal(data: Mapping[str, Any], paths: Iterable[str]) -> bool:
     found: list[bool] = []
-    transform(data, paths, lambda v: found.append(True) or v)
+
+    def note(value: Any) -> Any:
+        found.append(True)
+        return value
+
+    transform(data, paths, note)
     return bool(found)
 
 
@@ -156,28 +170,10 @@ class _Keyring:
 _keyring = _Keyring()
 
 
-def decode_master_key(text: str) -> bytes:
-    """The 32 bytes of a base64 or base64url KEK (padding optional). The error never
-    repeats the value."""
-    compact = "".join(text.split()).rstrip("=").replace("-", "+").replace("_", "/")
-    try:
-        raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except ValueError:
-        raw = b""
-    if len(raw) != KEY_SIZE:
-        raise ValueError(f"{MASTER_KEY_SETTING} must be {KEY_SIZE} random bytes in base64"
-                         " (e.g. `openssl rand -base64 32`)")
-    return raw
-
-
 def configure_master_key(secret: SecretStr | None) -> None:
     """Set (or, with None, clear) the process's KEK: once at start-up, from settings."""
     value = secret.get_secret_value() if secret is not None else ""
     _keyring.master = decode_master_key(value) if value else None
-
-
-def has_master_key() -> bool:
-    return _keyring.master is not None
 
 
 def wrap_key(master: bytes, subject: UUID, key: bytes) -> bytes:
@@ -365,6 +361,9 @@ class PiiCodec:
                 for e in events]
         if not any(todo):
             return list(events), []
+        for event, needed in zip(events, todo, strict=True):
+            if needed:  # sealed, a NUL would pass the store's check and stop projectors
+                check_plain(event.data)
         statements: list[Statement] = []
         key = await self._key(subject)
         if key is None:

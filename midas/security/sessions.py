@@ -46,6 +46,14 @@ class RefreshRefused(Exception):
     """Unknown, expired, revoked or reused: the client must sign in again."""
 
 
+class RefreshReused(RefreshRefused):
+    """A token used before the grace window, presented again: its family is revoked."""
+
+    def __init__(self, account_id: UUID) -> None:
+        super().__init__("refresh token reused")
+        self.account_id = account_id
+
+
 @dataclass(frozen=True)
 class Session:
     account_id: UUID
@@ -79,7 +87,9 @@ async def rotate(
         if row is not None:
             successor = await start(conn, row["account_id"], ttl_s, row["family_id"])
             return Session(row["account_id"], row["role"], successor)
-    await _revoke_if_reused(conn, token, grace_s)  # committed, whatever the client does
+    reused = await _revoke_if_reused(conn, token, grace_s)  # committed, whatever happens
+    if reused is not None:
+        raise RefreshReused(reused)
     raise RefreshRefused()
 
 
@@ -105,14 +115,20 @@ async def _just_used(
     )
 
 
-async def _revoke_if_reused(conn: asyncpg.Connection, token: str, grace_s: float) -> None:
-    """Revoke the family of a token used before the grace window (refused in it: kept)."""
-    family_id = await conn.fetchval(
-        f"SELECT family_id FROM {TABLE} t WHERE token_hash = $1 AND used_at IS NOT NULL"
-        f" AND NOT ({_WITHIN_GRACE})",
+async def _revoke_if_reused(
+    conn: asyncpg.Connection, token: str, grace_s: float
+) -> UUID | None:
+    """Revoke the family of a token used before the grace window (refused in it: kept);
+    the account whose family it was, if so."""
+    row = await conn.fetchrow(
+        f"SELECT family_id, account_id FROM {TABLE} t WHERE token_hash = $1"
+        f" AND used_at IS NOT NULL AND NOT ({_WITHIN_GRACE})",
         digest(token), float(grace_s),
     )
-    await _revoke_family(conn, family_id)
+    if row is None:
+        return None
+    await _revoke_family(conn, row["family_id"])
+    return row["account_id"]
 
 
 async def revoke_family_of(conn: asyncpg.Connection, token: str) -> None:

@@ -1,0 +1,1 @@
+"""HTTP: the endpoint registry, authentication, problems, consistency and the middlewares."""
