@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -32,14 +30,17 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture(scope="session")
-def pg_dsn() -> str:
-    """MIDAS_TEST_DATABASE_URL, else an embedded server under the temp folder."""
+def pg_dsn() -> Iterator[str]:
+    """MIDAS_TEST_DATABASE_URL, else a throwaway embedded server under the temp folder
+    (removed when the run ends)."""
     url = os.environ.get("MIDAS_TEST_DATABASE_URL")
     if url:
-        return url
-    from midas.eventstore.embedded import start_embedded
+        yield url
+        return
+    from midas.eventstore.embedded import temporary_embedded
 
-    return start_embedded(Path(tempfile.gettempdir()) / f"midas-test-{os.getuid()}")
+    with temporary_embedded() as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -103,7 +104,8 @@ def auth(settings: Settings, pg_dsn: str, schema: str) -> Callable[..., dict[str
     """Authorization headers for a role (and optionally a given account id).
 
     The auth middleware checks every token's account, so this also records a sign-in row
-    for the account (role, active) in the test's schema, migrating it if need be.
+    for the account (role, active, a verified email) in the test's schema, migrating it if
+    need be. An account that exists already keeps its email and whether it is verified.
     """
 
     migrated: list[bool] = []
@@ -132,7 +134,8 @@ async def _ensure_account(
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
     try:
         await conn.execute(
-            "INSERT INTO auth_accounts (account_id, email, role) VALUES ($1, $2, $3)"
+            "INSERT INTO auth_accounts (account_id, email, role, email_verified)"
+            " VALUES ($1, $2, $3, true)"
             " ON CONFLICT (account_id) DO UPDATE SET role = EXCLUDED.role",
             account_id, f"{account_id}@fixture.test", role,
         )
@@ -168,7 +171,7 @@ def make_client(service: Callable[..., Any]) -> Callable[..., Any]:
     return make
 
 
-# -- bookings (issue 4): a service with a manual clock and the scheduler worker off ---------
+# -- bookings: a service with a manual clock and the scheduler worker off ---------
 
 
 @pytest.fixture
@@ -216,7 +219,7 @@ async def service(settings: Settings, aiohttp_client: Any) -> Callable[..., Any]
     return start
 
 
-# -- payments (issue 5): local Stripe and PayPal stand-ins, a service pointed at them ---------
+# -- payments: local Stripe and PayPal stand-ins, a service pointed at them ---------
 
 
 @pytest.fixture
@@ -236,6 +239,7 @@ async def fake_paypal(aiohttp_server: Any) -> Any:
     fake = FakePayPal()
     server = await aiohttp_server(fake.app())
     fake.url = str(server.make_url("/cgi-bin/webscr"))
+    fake.base = str(server.make_url("")).rstrip("/")
     return fake
 
 
@@ -246,6 +250,8 @@ def payment_services(
     """Like `booking_services`, with Stripe and PayPal pointed at the local fakes."""
     from pydantic import SecretStr
 
+    from tests.support.fake_paypal import CLIENT_ID as PAYPAL_CLIENT_ID
+    from tests.support.fake_paypal import CLIENT_SECRET as PAYPAL_CLIENT_SECRET
     from tests.support.fake_stripe import API_KEY, PAYPAL_RECEIVER, WEBHOOK_SECRET
 
     async def start(**overrides: Any) -> Any:
@@ -254,13 +260,15 @@ def payment_services(
             "stripe_secret_key": SecretStr(API_KEY),
             "stripe_webhook_secret": SecretStr(WEBHOOK_SECRET),
             "paypal_verify_url": fake_paypal.url, "paypal_receiver_email": PAYPAL_RECEIVER,
+            "paypal_api_base": fake_paypal.base, "paypal_client_id": PAYPAL_CLIENT_ID,
+            "paypal_client_secret": SecretStr(PAYPAL_CLIENT_SECRET),
             **overrides,
         })
 
     return start
 
 
-# -- customers, loyalty and KPIs (issue 7) --------------------------------------------------
+# -- customers, loyalty and KPIs --------------------------------------------------
 
 
 def history_events(

@@ -198,6 +198,15 @@ async def test_a_booking_timeline_in_plain_words(booking_client: Any, auth: Any)
                                   headers=auth("concierge"))
     assert confirmed.status in (200, 201), await confirmed.text()
 
+    # staff who run bookings read their story too; a customer, even the booking's own, not
+    for role in ("concierge", "admin", "super_admin"):
+        staff = await client.get(f"/api/v1/audit/bookings/{booking}/timeline",
+                                 headers=auth(role))
+        assert staff.status == 200, (role, await staff.text())
+    own = await client.get(f"/api/v1/audit/bookings/{booking}/timeline",
+                           headers=auth("customer", customer))
+    assert own.status == 403
+    assert (await client.get(f"/api/v1/audit/bookings/{booking}/timeline")).status == 401
     response = await client.get(f"/api/v1/audit/bookings/{booking}/timeline",
                                 headers=auth("auditor"))
     assert response.status == 200, await response.text()

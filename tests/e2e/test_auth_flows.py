@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.e2e.auth_support import PASSWORD, bearer, login, register, signed_in
+from tests.e2e.auth_support import PASSWORD, bearer, login, register, signed_in, verify_email
 
 PROBLEM = "application/problem+json"
 
@@ -144,8 +144,11 @@ async def test_customers_reach_only_themselves(app_client: Any, auth: Any) -> No
                                    json={"name": "Ada King", "email": "ada.king@example.com"},
                                    headers=bearer(ada_tokens))
     assert renamed.status == 200
+    assert (await login(app_client, email="ada.king@example.com")).status == 401  # not yet
+    await verify_email(app_client, ada_tokens)
     assert (await signed_in(app_client, email="ada.king@example.com"))["account_id"] == ada["id"]
     assert (await app_client.get("/api/v1/accounts", headers=bearer(ada_tokens))).status == 403
+    await verify_email(app_client, await signed_in(app_client, email="grace@example.com"))
     taken = await app_client.put(f"/api/v1/accounts/{ada['id']}/profile",
                                  json={"email": "GRACE@example.com"}, headers=bearer(ada_tokens))
     assert taken.status == 409

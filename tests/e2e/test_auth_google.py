@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.auth_support import CONSENT, register
+from tests.e2e.auth_support import CONSENT, register, signed_in, verify_email
 
 CLIENT_ID = "midas-web.apps.example"
 KID = "test-key-1"
@@ -75,6 +75,7 @@ async def test_links_an_existing_account_by_verified_email(
     google_client: Any, rsa_key: Any
 ) -> None:
     created = await register(google_client, email="Ada@Example.com")
+    await verify_email(google_client, await signed_in(google_client))
     response = await google(google_client, id_token(rsa_key), consent=None)
     assert response.status == 200
     assert (await response.json())["account_id"] == created["id"]

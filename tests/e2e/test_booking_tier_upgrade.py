@@ -1,11 +1,11 @@
-"""A customer whose tier is above the chosen level gets it delivered free (DOMAIN.md)."""
+"""A customer whose tier is above the chosen level gets it delivered free (docs/domain.md)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.e2e.auth_support import bearer, register, signed_in
+from tests.e2e.auth_support import bearer, register, signed_in, verify_email
 
 CAR = {"name": "Chiron", "category": "car", "location": "US-FL", "rate": 300_000}
 
@@ -16,6 +16,7 @@ async def test_a_vvip_customer_booking_standard_gets_vvip_at_the_standard_price(
     client = booking_client
     customer = await register(client, email="vera@example.com", name="Vera")
     tokens = await signed_in(client, email="vera@example.com")
+    await verify_email(client, tokens)
     admin = auth("admin")
     set_tier = await client.put(f"/api/v1/customers/{customer['id']}/tier",
                                 json={"tier": "vvip", "reason": "founding client"},
@@ -43,6 +44,7 @@ async def test_a_standard_customer_gets_what_they_chose(booking_client: Any, aut
     client = booking_client
     await register(client, email="sam@example.com", name="Sam")
     tokens = await signed_in(client, email="sam@example.com")
+    await verify_email(client, tokens)
     admin = auth("admin")
     item = (await (await client.post("/api/v1/items", json=CAR, headers=admin)).json())["id"]
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=40)

@@ -1,4 +1,4 @@
-"""Calendar feeds out (issue 9): parsed back with `icalendar`, SEQUENCE, CANCELLED,
+"""Calendar feeds out: parsed back with `icalendar`, SEQUENCE, CANCELLED,
 all-day blocks with an exclusive DTEND, ETag/304, feed tokens (wrong/revoked: 404)."""
 
 from __future__ import annotations
@@ -93,12 +93,13 @@ async def test_item_feed_round_trip_with_cancellation(client: Any, auth: Any) ->
 
 async def test_etag_and_tokens(client: Any, auth: Any) -> None:
     admin = auth("admin")
-    car = (await _post(client, "/api/v1/items", CAR, admin))["id"]
+    registered = await _post(client, "/api/v1/items", CAR, admin)
+    car = registered["id"]
     path = f"{FEEDS}/items/{car}/feed.ics"
     assert (await client.get(path)).status == 404  # no token, no bearer
     assert (await client.get(f"{path}?token=guess")).status == 404
     issued = await _post(client, f"{path.removesuffix('/feed.ics')}/token", None, admin)
-    _, response = await _feed(client, issued["url"])
+    _, response = await _feed(client, issued["url"], registered["position"])  # item read
     etag = response.headers["ETag"]
     again = await client.get(issued["url"], headers={"If-None-Match": etag})
     assert again.status == 304 and again.headers["ETag"] == etag

@@ -1,4 +1,4 @@
-"""Google Calendar push (issue 9) against a local stand-in for Google's token endpoint and
+"""Google Calendar push against a local stand-in for Google's token endpoint and
 Calendar API: bookings pushed, updated and deleted; events made there block the item;
 a 410 on the sync token triggers a full resync."""
 

@@ -1,4 +1,4 @@
-"""External calendars in (issue 9): a local aiohttp server plays the owner's calendar."""
+"""External calendars in: a local aiohttp server plays the owner's calendar."""
 
 from __future__ import annotations
 
@@ -77,8 +77,9 @@ async def source(aiohttp_server: Any) -> AsyncIterator[tuple[Source, str]]:
 
 @pytest.fixture
 def start_client(booking_services: Callable[..., Any]) -> Callable[..., Any]:
-    async def start(**overrides: Any) -> Any:
-        return await booking_services(calendar_poller_enabled=False, **overrides)
+    async def start(**overrides: Any) -> Any:  # the source serves on 127.0.0.1
+        return await booking_services(calendar_poller_enabled=False,
+                                      outbound_allowed_hosts=["127.0.0.1"], **overrides)
 
     return start
 
@@ -179,25 +180,32 @@ async def test_bad_feeds_are_rejected_and_leave_blocks_untouched(
     before = await _blocks(client, auth, car, good["position"])
     assert len(before) == 4
 
+    async def failing_poll() -> str:
+        response = await client.post(f"/api/v1/calendar/subscriptions/{sub}/poll",
+                                     headers=auth("admin"))
+        assert response.status == 422, await response.text()
+        assert response.content_type == "application/problem+json"
+        return (await response.json())["error"]
+
     src.body = b"this is not a calendar at all"
-    bad = await _poll(client, auth, sub)
-    assert (bad["status"], bad["error"]) == ("error", "malformed")
+    assert await failing_poll() == "malformed"
     src.body = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n"
-    assert (await _poll(client, auth, sub))["error"] == "malformed"
+    assert await failing_poll() == "malformed"
     src.body = b"BEGIN:VCALENDAR\r\n" + b"X-FILLER:" + b"x" * 50_000 + b"\r\nEND:VCALENDAR\r\n"
-    assert (await _poll(client, auth, sub))["error"] == "too_large"
+    assert await failing_poll() == "too_large"
     src.body = weekly("20261104T100000Z", "20261104T140000Z")
     src.delay_s = 2.0
-    assert (await _poll(client, auth, sub))["error"] == "timeout"
+    assert await failing_poll() == "unreachable"
     src.delay_s, src.status = 0.0, 500
-    assert (await _poll(client, auth, sub))["error"] == "http"
+    assert await failing_poll() == "http"
 
     assert await _blocks(client, auth, car, 0) == before
     errors = await client.get(f"/api/v1/calendar/integration-errors?subscription_id={sub}",
                               headers=auth("concierge"))
     assert errors.status == 200
     kinds = [e["kind"] for e in (await errors.json())["errors"]]
-    assert sorted(kinds) == sorted(["malformed", "malformed", "too_large", "timeout", "http"])
+    assert sorted(kinds) == sorted(["malformed", "malformed", "too_large", "unreachable",
+                                    "http"])
     listed = await client.get(f"/api/v1/calendar/items/{car}/subscriptions",
                               headers=auth("concierge"))
     view = (await listed.json())["subscriptions"][0]

@@ -20,9 +20,10 @@ from midas.cli import main
 
 
 @pytest.fixture
-def env(pg_dsn: str, schema: str) -> dict[str, str]:
+def env(pg_dsn: str, schema: str, tmp_path: Path) -> dict[str, str]:
     return {"MIDAS_DATABASE_URL": pg_dsn, "MIDAS_DATABASE_SCHEMA": schema,
-            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_JSON": "false"}
+            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_JSON": "false",
+            "MIDAS_DATA_DIR": str(tmp_path)}  # the local Stripe's state: not in the checkout
 
 
 def query(dsn: str, schema: str, sql: str) -> object:
@@ -82,7 +83,7 @@ def test_projections_rebuild_all_in_two_processes(
     rebuilt = CliRunner().invoke(main, ["projections", "rebuild-all", "--processes", "2"],
                                  env=env)
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert f"rebuilt 10 projections up to position {head}" in rebuilt.output
+    assert f"rebuilt 12 projections up to position {head}" in rebuilt.output
     assert query(pg_dsn, schema, "SELECT count(*) FROM bk_bookings") == 40
     assert query(pg_dsn, schema, "SELECT count(*) FROM kpi_bookings") == 40
     assert query(pg_dsn, schema, "SELECT min(position) FROM projection_checkpoints") == head

@@ -1,5 +1,5 @@
 """GDPR erasure over HTTP: personal data readable before, gone everywhere after, while the
-history, amounts and the hash chain stay intact (issue 8 item 6)."""
+history, amounts and the hash chain stay intact."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from uuid import uuid4
 import asyncpg
 
 from midas.domain.accounts import ERASED
-from tests.e2e.auth_support import bearer, login, register, signed_in
+from tests.e2e.auth_support import bearer, login, register, signed_in, verify_email
 from tests.integration.test_erasure_store import find_values
 
 ADA = {"email": "Ada.Shredded@example.com", "name": "Ada Shreddington",
@@ -41,6 +41,7 @@ async def test_erasure_shreds_personal_data_everywhere_and_keeps_history(
     ada = await register(client, **ADA)
     bob = await register(client, **BOB)
     tokens = await signed_in(client, ADA["email"])
+    await verify_email(client, tokens)
     changed = await client.put(f"/api/v1/accounts/{ada['id']}/profile", json=ADA_LATER,
                                headers=bearer(tokens))
     assert changed.status == 200, await changed.text()
@@ -64,7 +65,8 @@ async def test_erasure_shreds_personal_data_everywhere_and_keeps_history(
             ADA["email"], ADA_LATER["name"], ADA_LATER["phone"])
     # ... but the log only holds envelopes: clear values live in state tables only.
     found = await _scan(pg_dsn, schema, ADA_VALUES)
-    assert found and {hit.split(".")[0] for hit in found} <= {"auth_accounts", "acc_accounts"}
+    assert found and {hit.split(".")[0] for hit in found} <= {
+        "auth_accounts", "acc_accounts", "auth_email_verifications"}
 
     # Who may erase.
     super_admin = auth("super_admin")

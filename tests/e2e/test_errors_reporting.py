@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from midas.config import Settings
-from midas.http.keys import CLOCK, DATABASE, NOTIFICATIONS
+from midas.error_reports import Category, ErrorReport, Severity, record_error
+from midas.http.keys import CLOCK, DATABASE, NOTIFICATIONS, SETTINGS
 from midas.scheduler import ManualClock
 
 
@@ -55,16 +56,22 @@ async def _ops_emails(client: Any) -> list[Any]:
             "SELECT * FROM notif_outbox WHERE template = 'alert' AND recipient = '@ops'")
 
 
+async def _server_error(client: Any, category: str = "booking", severity: str = "high",
+                        **extra: Any) -> Any:
+    """A server-side report, as the service's own code records one (trusted)."""
+    app = client.server.app
+    return await record_error(app[DATABASE], app[SETTINGS], ErrorReport(
+        category=Category(category), severity=Severity(severity), message="Checkout failed",
+        source="server", **extra), app[CLOCK]())
+
+
 async def test_crossing_a_threshold_raises_one_alert_per_window(
-    booking_client: Any, auth: Any, webhook: Any, booking_clock: ManualClock
+    booking_client: Any, webhook: Any, booking_clock: ManualClock
 ) -> None:
     client = booking_client
-    headers = auth("customer")
     for n in range(8):  # booking: 3 per 5 minutes
-        response = await client.post("/api/v1/errors", json=_report(amount_at_risk=50_000,
-                                                                     currency="USD"),
-                                     headers=headers)
-        assert response.status == 201, await response.text()
+        await _server_error(client, "booking", "medium", amount_at_risk=50_000,
+                            currency="USD")
         assert len(await _alerts(client)) == (1 if n >= 2 else 0)
     worker = client.server.app[NOTIFICATIONS]
     assert (await worker.run_until_idle()).alerts == 1
@@ -76,33 +83,28 @@ async def test_crossing_a_threshold_raises_one_alert_per_window(
     # A later window: a new alert once the threshold is reached again.
     booking_clock.advance(timedelta(minutes=5, seconds=1))
     for _ in range(3):
-        await client.post("/api/v1/errors", json=_report(), headers=headers)
+        await _server_error(client, "booking", "medium")
     assert len(await _alerts(client)) == 2
     await worker.run_until_idle()
     assert len(webhook.received) == 2 and len(await _ops_emails(client)) == 2
 
 
 async def test_concurrent_payment_errors_raise_exactly_one_alert(
-    booking_client: Any, auth: Any, webhook: Any
+    booking_client: Any, webhook: Any
 ) -> None:
     client = booking_client
-    headers = auth("customer")
-    responses = await asyncio.gather(*(
-        client.post("/api/v1/errors", json=_report("payment", "high"), headers=headers)
-        for _ in range(12)))
-    assert {r.status for r in responses} == {201}
+    await asyncio.gather(*(_server_error(client, "payment", "high") for _ in range(12)))
     assert len(await _alerts(client)) == 1
     await client.server.app[NOTIFICATIONS].run_until_idle()
     assert len(webhook.received) == 1
 
 
-async def test_system_alerts_count_high_severity_only(booking_client: Any, auth: Any) -> None:
+async def test_system_alerts_count_high_severity_only(booking_client: Any) -> None:
     client = booking_client
     for _ in range(5):
-        await client.post("/api/v1/errors", json=_report("system", "medium"),
-                          headers=auth("customer"))
+        await _server_error(client, "system", "medium")
     assert await _alerts(client) == []
-    await client.post("/api/v1/errors", json=_report("system", "high"), headers=auth("admin"))
+    await _server_error(client, "system", "high")
     assert len(await _alerts(client)) == 1
 
 
@@ -113,9 +115,9 @@ def _contains(text: str, secret: str) -> bool:
 
 
 async def test_reported_client_errors_are_scrubbed_of_secrets(
-    booking_client: Any, auth: Any
+    booking_services: Any, auth: Any
 ) -> None:
-    client = booking_client
+    client = await booking_services(client_error_threshold=1)  # this report alerts
     secrets = ["hunter2-pass", "4242424242424242", "987", "tok_live_abc", "eyJhbGc.eyJzdWI.sig"]
     body = _report("payment", "high", message="card 4242424242424242 declined, Bearer "
                    "eyJhbGc.eyJzdWI.sig", amount_at_risk=935_550, currency="USD",
@@ -140,7 +142,7 @@ async def test_reported_client_errors_are_scrubbed_of_secrets(
     assert (error["request_id"], error["amount_at_risk"], error["source"]) == (
         "req-123", 935_550, "client")
     assert page["counts"] == {"payment": 1} and page["window_counts"] == {"payment": 1}
-    assert len(page["alerts"]) == 1
+    assert [a["category"] for a in page["alerts"]] == ["client"]
     async with client.server.app[DATABASE].acquire() as conn:
         stored = str([dict(r) for r in await conn.fetch("SELECT * FROM err_reports")])
         stored += str([dict(r) for r in await conn.fetch("SELECT * FROM err_alerts")])
@@ -156,9 +158,12 @@ async def test_anonymous_reports_are_rate_limited_per_ip(booking_client: Any, au
     statuses = [(await client.post("/api/v1/errors", json=_report("user_experience"))).status
                 for _ in range(4)]
     assert statuses == [201, 201, 201, 429]
-    signed_in = await client.post("/api/v1/errors", json=_report("user_experience"),
-                                  headers=auth("customer"))
-    assert signed_in.status == 201
+    customer = auth("customer")  # signed in: a limit of its own, per account
+    signed_in = [(await client.post("/api/v1/errors", json=_report("user_experience"),
+                                    headers=customer)).status for _ in range(4)]
+    assert signed_in == [201, 201, 201, 429]
+    assert (await client.post("/api/v1/errors", json=_report("user_experience"),
+                              headers=auth("customer"))).status == 201
     invalid = await client.post("/api/v1/errors", json={"category": "nope", "message": "x"},
                                 headers=auth("customer"))
     assert invalid.status == 422
@@ -186,3 +191,76 @@ async def test_server_errors_are_recorded_and_alert(
     assert len(await _alerts(client)) == 1  # system: 1 high error
     await app[NOTIFICATIONS].run_until_idle(app[CLOCK]())
     assert len(webhook.received) == 1
+
+
+# -- client reports: recorded, never trusted -------------------------------------------------
+
+HUGE = 1_250_000_000_000  # 12.5 billion USD in cents
+
+
+async def test_an_anonymous_high_system_report_with_a_huge_amount_alerts_nobody(
+    booking_client: Any, webhook: Any
+) -> None:
+    client = booking_client
+    response = await client.post("/api/v1/errors", json=_report(
+        "system", "high", amount_at_risk=HUGE, currency="USD"))
+    assert response.status == 201, await response.text()
+    assert await _alerts(client) == [] and await _ops_emails(client) == []
+    async with client.server.app[DATABASE].acquire() as conn:
+        [row] = await conn.fetch("SELECT * FROM err_reports")
+    # Recorded as the client said, marked as the client's word.
+    assert (row["source"], row["category"], row["severity"], row["amount_at_risk"]) == (
+        "client", "system", "high", HUGE)
+    await client.server.app[NOTIFICATIONS].run_until_idle()
+    assert webhook.received == []
+
+
+async def test_client_reports_alert_at_their_own_threshold_once_per_window(
+    booking_services: Any, auth: Any, booking_clock: ManualClock
+) -> None:
+    client = await booking_services(client_error_threshold=5, client_error_rate_limit=100)
+    categories = ["payment", "system", "booking", "authentication"]
+    for n in range(4):  # any category and severity: they all count as client reports
+        await client.post("/api/v1/errors", json=_report(categories[n], "high",
+                                                         amount_at_risk=HUGE))
+    assert await _alerts(client) == []
+    await client.post("/api/v1/errors", json=_report("payment", "high"),
+                      headers=auth("customer"))
+    [alert] = await _alerts(client)
+    assert alert["category"] == "client"
+    assert "client" in alert["title"] and str(HUGE) not in str(dict(alert))
+    for _ in range(10):
+        await client.post("/api/v1/errors", json=_report("system", "high"))
+    assert len(await _alerts(client)) == 1
+    booking_clock.advance(timedelta(minutes=5, seconds=1))
+    for _ in range(4):
+        await client.post("/api/v1/errors", json=_report())
+    assert len(await _alerts(client)) == 1
+    await client.post("/api/v1/errors", json=_report())
+    assert len(await _alerts(client)) == 2
+
+
+async def test_a_thousand_anonymous_reports_raise_at_most_one_alert(
+    booking_services: Any, webhook: Any
+) -> None:
+    """From one address (mostly refused by the per-IP limit) and from 500 addresses (each
+    within its limit), in every category, high severity, huge amounts."""
+    client = await booking_services(trust_forwarded_for=True)
+    categories = [c.value for c in Category]
+
+    async def send(n: int, address: str) -> int:
+        response = await client.post("/api/v1/errors", headers={"X-Forwarded-For": address},
+                                     json=_report(categories[n % len(categories)], "high",
+                                                  amount_at_risk=HUGE, currency="USD"))
+        await response.read()
+        return response.status
+
+    statuses = []
+    for batch in range(0, 1000, 50):
+        statuses += await asyncio.gather(*(
+            send(n, "198.51.100.7" if n % 2 else f"198.18.{n // 256}.{n % 256}")
+            for n in range(batch, batch + 50)))
+    assert statuses.count(201) >= 500 and set(statuses) <= {201, 429}
+    assert len(await _alerts(client)) <= 1
+    await client.server.app[NOTIFICATIONS].run_until_idle()
+    assert len(webhook.received) <= 1 and len(await _ops_emails(client)) <= 1

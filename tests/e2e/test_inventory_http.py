@@ -95,9 +95,17 @@ async def test_writes_need_an_admin(app_client: Any, auth: Any) -> None:
     assert (await app_client.post("/api/v1/items", json=VILLA, headers=forged)).status == 401
 
 
-async def test_a_position_not_reached_answers_503_with_retry_after(service: Any) -> None:
-    client = await service(consistency_timeout_s=0.2)
-    response = await client.get("/api/v1/items", params={"min_position": 10_000})
+async def test_a_position_not_reached_answers_503_with_retry_after(
+    service: Any, auth: Any,
+) -> None:
+    client = await service(consistency_timeout_s=0.2, projections_enabled=False)
+    created = await (await client.post("/api/v1/items", json=VILLA, headers=auth())).json()
+    response = await client.get("/api/v1/items", params={"min_position": created["position"]})
     assert response.status == 503
     assert response.headers["Retry-After"] == "1"
     assert response.content_type == PROBLEM
+    # A position no command answered (beyond the log's head) can never be reached.
+    beyond = await client.get("/api/v1/items",
+                              params={"min_position": created["position"] + 1})
+    assert beyond.status == 422 and beyond.content_type == PROBLEM
+    assert (await beyond.json())["errors"][0]["field"] == "query.min_position"

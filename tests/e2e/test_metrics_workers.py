@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,12 +37,12 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture
-def service(pg_dsn: str, schema: str) -> Iterator[str]:
+def service(pg_dsn: str, schema: str, tmp_path: Path) -> Iterator[str]:
     """`midas serve --workers 2` on a free port; its base URL once /health answers."""
     port = free_port()
     env = {**os.environ, "MIDAS_DATABASE_URL": pg_dsn, "MIDAS_DATABASE_SCHEMA": schema,
            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_JSON": "false",
-           "MIDAS_LOG_LEVEL": "WARNING"}
+           "MIDAS_LOG_LEVEL": "WARNING", "MIDAS_DATA_DIR": str(tmp_path)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "midas.cli", "serve", "--workers", "2", "--port", str(port)],

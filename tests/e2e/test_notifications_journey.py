@@ -3,6 +3,7 @@ SMTP server (aiosmtpd); reminders, VVIP concierge, disputes to legal; staff outb
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -15,11 +16,13 @@ from midas.http.keys import DATABASE, GATE, NOTIFICATIONS, STORE
 from midas.projection import catch_up, reset
 from midas.scheduler import ManualClock
 from projections.notifications import NotificationsProjector
+from tests.e2e.auth_support import bearer, signed_in
 from tests.support.smtp import Inbox, closed_provider, parts, smtp_server
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CAR = {"name": "Huracan <EVO>", "category": "car", "location": "US-CA", "rate": 150_000}
 EMAIL = "ada@example.com"
+PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture
@@ -44,10 +47,23 @@ def settings(settings: Settings, inbox_and_provider: Any) -> Settings:
 
 async def _register(client: Any, email: str = EMAIL, name: str = "Ada Lovelace") -> UUID:
     response = await client.post("/api/v1/auth/register", json={
-        "email": email, "name": name, "password": "correct-horse-battery-9",
+        "email": email, "name": name, "password": PASSWORD,
         "consent": {"version": "2026-01", "accepted": True}})
     assert response.status == 201, await response.text()
     return UUID((await response.json())["id"])
+
+
+async def _customer(client: Any, inbox: Inbox) -> UUID:
+    """A registered customer who confirmed the emailed link (a booking is held only then)."""
+    customer = await _register(client)
+    await _settle(client)
+    [message] = inbox.by_template("verify_email")
+    found = re.search(r"#token=([A-Za-z0-9_-]+)", parts(message)["text/plain"])
+    assert found is not None
+    response = await client.post("/api/v1/auth/verify-email", json={"token": found.group(1)},
+                                 headers=bearer(await signed_in(client, EMAIL, PASSWORD)))
+    assert response.status == 200, await response.text()
+    return customer
 
 
 async def _item(client: Any, auth: Any) -> str:
@@ -93,7 +109,7 @@ async def test_a_booking_journey_sends_exactly_the_expected_emails_once_each(
     booking_client: Any, auth: Any, inbox: Inbox
 ) -> None:
     client = booking_client
-    customer = await _register(client)
+    customer = await _customer(client, inbox)
     headers = auth("customer", customer)
     car = await _item(client, auth)
     booking = await _hold(client, headers, car, NOW + timedelta(days=10))
@@ -108,7 +124,7 @@ async def test_a_booking_journey_sends_exactly_the_expected_emails_once_each(
 
     await _settle(client)
     expected = ["booking_cancelled", "booking_confirmed", "booking_held", "payment_failed",
-                "refund_processed", "welcome"]
+                "refund_processed", "verify_email", "welcome"]
     await inbox.wait_for(len(expected))
     assert inbox.templates() == expected
     for message in inbox.messages:
@@ -151,7 +167,7 @@ async def test_a_reminder_24_hours_before_the_start_and_none_once_cancelled(
     booking_client: Any, auth: Any, inbox: Inbox, booking_clock: ManualClock
 ) -> None:
     client = booking_client
-    customer = await _register(client)
+    customer = await _customer(client, inbox)
     headers = auth("customer", customer)
     car = await _item(client, auth)
     start = NOW + timedelta(days=3)
@@ -179,7 +195,7 @@ async def test_vvip_concierge_assignment_and_disputes_to_legal(
     booking_client: Any, auth: Any, inbox: Inbox
 ) -> None:
     client = booking_client
-    customer = await _register(client)
+    customer = await _customer(client, inbox)
     concierge = await _register(client, "ana@midas.test", "Ana Concierge")
     car = await _item(client, auth)
     vvip = await _hold(client, auth("customer", customer), car, NOW + timedelta(days=4), "vvip")
@@ -216,10 +232,11 @@ async def test_staff_see_the_outbox_and_retry_dead_letters(
                                 headers=auth("concierge"))
     assert response.status == 200, await response.text()
     page = await response.json()
-    [entry] = page["entries"]
+    [link, entry] = page["entries"]  # newest first: the registration's link, the welcome
     assert (entry["template"], entry["recipient"], entry["attempts"]) == ("welcome",
                                                                          "@account", 4)
-    assert page["counts"] == {"dead": 1}
+    assert (link["template"], link["recipient"]) == ("verify_email", "@verification")
+    assert page["counts"] == {"dead": 2}
     assert EMAIL not in await response.text()
     assert (await client.get("/api/v1/admin/notifications/outbox",
                              headers=auth("customer"))).status == 403
@@ -245,19 +262,21 @@ async def test_the_tracking_pixel_counts_the_first_open_and_can_be_turned_off(
     client = booking_client
     await _register(client)
     await _settle(client)
-    await inbox.wait_for(1)
-    html = parts(inbox.messages[0])["text/html"]
+    await inbox.wait_for(2)
+    html = parts(inbox.by_template("welcome")[0])["text/html"]
     path = html.split("https://midas.test", 1)[1].split('"', 1)[0]
     for _ in range(2):
         response = await client.get(path)
         assert response.status == 200 and response.content_type == "image/gif"
     stats = await (await client.get("/api/v1/admin/notifications/stats",
                                     headers=auth("admin"))).json()
-    assert [(s["template"], s["opened"]) for s in stats["stats"]] == [("welcome", 1)]
+    assert [(s["template"], s["opened"]) for s in stats["stats"]] == [("verify_email", 0),
+                                                                       ("welcome", 1)]
     app = client.server.app
     app[NOTIFICATIONS].settings = app[NOTIFICATIONS].settings.model_copy(
         update={"email_tracking": False})
     await _register(client, "bob@example.com", "Bob")
     await _settle(client)
-    await inbox.wait_for(2)
-    assert "<img" not in parts(inbox.messages[1])["text/html"]
+    await inbox.wait_for(4)
+    assert "<img" not in parts(inbox.messages[2])["text/html"]
+    assert "<img" not in parts(inbox.messages[3])["text/html"]

@@ -54,6 +54,8 @@ async def test_outage_answers_503_then_recovers_without_losing_acknowledged_comm
     assert await register() == 503
     ready = await client.get("/ready")
     assert ready.status == 503
+    assert ready.content_type == "application/problem+json"
+    assert ready.headers["Retry-After"] == "1"
     listing = await client.get("/api/v1/items")
     assert listing.status == 503
 

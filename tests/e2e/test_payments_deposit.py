@@ -115,6 +115,22 @@ async def test_a_lapsed_deposit_is_never_captured(
     customer_try = await client.post(f"/api/v1/bookings/{booking}/deposit/capture",
                                      headers=customer, json={"amount": 1, "reason": "x"})
     assert customer_try.status == 403
+    # The concierge desk is alerted, once, naming the booking and the amount.
+    await wait_until(lambda: _concierge_alerts(client, booking, 1))
+    async with client.server.app[DATABASE].acquire() as conn:
+        row = await conn.fetchrow("SELECT recipient, account_id, context FROM notif_outbox"
+                                  " WHERE template = 'concierge_alert'")
+    assert (row["recipient"], row["account_id"]) == ("@concierge", None)
+    assert '"amount": 5000000' in row["context"] and "Deposit hold lapsed" in row["context"]
+    await _run_at(client, booking_clock, expiry + timedelta(days=1))
+    assert await _concierge_alerts(client, booking, 1)
+
+
+async def _concierge_alerts(client: Any, booking: str, n: int) -> bool:
+    async with client.server.app[DATABASE].acquire() as conn:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM notif_outbox WHERE template = 'concierge_alert'"
+            " AND context->>'booking_id' = $1", booking)) == n
 
 
 async def test_the_deposit_is_released_after_check_in_without_damages(

@@ -1,4 +1,4 @@
-"""Reports and the dashboard over HTTP (issue 7): JSON and CSV, ranges, permissions."""
+"""Reports and the dashboard over HTTP: JSON and CSV, ranges, permissions."""
 
 from __future__ import annotations
 

@@ -49,6 +49,7 @@ async def test_openapi_covers_every_route(app_client: Any) -> None:
 async def test_docs_page_is_served_locally(app_client: Any) -> None:
     page = await (await app_client.get("/docs")).text()
     assert "/openapi.json" in page and "https://" not in page
+    assert "/docs/swagger-ui-bundle.js" in page  # Swagger UI (tests/e2e/test_api_document.py)
 
 
 async def test_oversized_body_is_413_problem(app_client: Any, auth: Any, settings: Settings

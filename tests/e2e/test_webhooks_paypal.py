@@ -108,3 +108,54 @@ async def test_wrong_receiver_amount_or_currency_is_ignored_and_alerted(
     assert sorted(await _alerts(client)) == ["amount_mismatch", "amount_mismatch",
                                              "wrong_receiver"]
     assert await booking_status(client, booking["id"]) == "held"
+
+
+async def _post_from(client: Any, body: bytes, address: str) -> Any:
+    response = await client.post("/api/v1/webhooks/paypal", data=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": address})
+    await response.read()
+    return response
+
+
+async def test_ipns_are_rate_limited_per_ip_before_any_verification_post(
+    payment_services: Any, auth: Any, fake_paypal: Any
+) -> None:
+    client = await payment_services(ipn_rate_limit=3, trust_forwarded_for=True)
+    booking = await _booking(client, auth)
+    answers = [await _post_from(client, _ipn(booking, txn_id=f"TXN{n}"), "198.51.100.9")
+               for n in range(5)]
+    assert [a.status for a in answers] == [200, 200, 200, 429, 429]
+    assert answers[3].content_type == "application/problem+json"
+    assert int(answers[3].headers["Retry-After"]) >= 1
+    await _settle(client)
+    assert len(fake_paypal.received) == 3  # nothing went out for the refused ones
+    other = await _post_from(client, _ipn(booking, txn_id="TXN9"), "198.51.100.10")
+    assert other.status == 200
+    await _settle(client)
+    assert len(fake_paypal.received) == 4
+
+
+async def test_ipns_beyond_the_pending_verifications_are_refused_with_503(
+    payment_services: Any, auth: Any, fake_paypal: Any
+) -> None:
+    """Many addresses at once: at most `ipn_max_pending` verification posts in flight."""
+    client = await payment_services(ipn_max_pending=2, trust_forwarded_for=True)
+    booking = await _booking(client, auth)
+    fake_paypal.gate = asyncio.Event()
+    first = [await _post_from(client, _ipn(booking, txn_id=f"TXN{n}"), f"198.51.100.{n}")
+             for n in range(2)]
+    await wait_until(lambda: _received(fake_paypal, 2))
+    refused = await _post_from(client, _ipn(booking, txn_id="TXN2"), "198.51.100.2")
+    assert [r.status for r in first] == [200, 200] and refused.status == 503
+    assert "Retry-After" in refused.headers
+    fake_paypal.gate.set()
+    await _settle(client)
+    assert len(fake_paypal.received) == 2
+    again = await _post_from(client, _ipn(booking, txn_id="TXN2"), "198.51.100.2")
+    assert again.status == 200
+    await _settle(client)
+    assert len(fake_paypal.received) == 3
+
+
+async def _received(fake: Any, n: int) -> bool:
+    return len(fake.received) >= n

@@ -55,17 +55,19 @@ async def test_forged_tampered_and_stale_signatures_are_400_and_store_nothing(
     forged = await deliver(client, payload, sign(payload, secret="whsec_not_ours"))
     tampered = await deliver(client, payload.replace(str(total), str(total - 1)), sign(payload))
     stale = await deliver(client, payload, sign(payload, timestamp=int(time.time()) - 301))
+    future = await deliver(client, payload, sign(payload, timestamp=int(time.time()) + 360))
     missing = await client.post("/api/v1/webhooks/stripe", data=payload.encode())
     garbage = await deliver(client, payload, "t=abc,v1=zzz")
-    for response in (forged, tampered, stale, missing, garbage):
+    for response in (forged, tampered, stale, future, missing, garbage):
         assert response.status == 400, await response.text()
         assert response.content_type == "application/problem+json"
         assert "whsec" not in await response.text()
     async with client.server.app[DATABASE].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM pay_webhook_events") == 0
     assert await count(client, "Payment.Succeeded") == before == 0
-    # The genuine delivery is accepted.
-    assert (await deliver(client, payload)).status == 200
+    # The genuine delivery is accepted, also from a clock a little ahead of ours.
+    ahead = await deliver(client, payload, sign(payload, timestamp=int(time.time()) + 240))
+    assert ahead.status == 200, await ahead.text()
 
 
 async def test_the_same_success_delivered_twice_at_once_confirms_once(

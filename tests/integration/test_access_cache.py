@@ -28,19 +28,19 @@ async def test_answers_are_kept_until_a_change_is_announced(db: Database) -> Non
     try:
         await notifier.connected.wait()
         cache = AccessCache(db, notifier)
-        assert await cache.access(account, "jti-1") == ("customer", True, False)
+        assert await cache.access(account, "jti-1") == ("customer", True, False, False)
         async with db.acquire() as conn:  # a change nobody announces (triggers off)...
             await conn.execute("SET session_replication_role = replica")
             await conn.execute(
                 "UPDATE auth_accounts SET role = 'admin' WHERE account_id = $1", account)
             await conn.execute("SET session_replication_role = DEFAULT")
-        assert await cache.access(account, "jti-1") == ("customer", True, False)  # cached
+        assert await cache.access(account, "jti-1") == ("customer", True, False, False)  # cached
         async with db.acquire() as conn:  # ...then one made as any process makes it
             await conn.execute(
                 "UPDATE auth_accounts SET active = false WHERE account_id = $1", account)
 
         async def deactivated() -> bool:
-            return await cache.access(account, "jti-1") == ("admin", False, False)
+            return await cache.access(account, "jti-1") == ("admin", False, False, False)
 
         await until(deactivated)
         async with db.acquire() as conn:
@@ -48,7 +48,7 @@ async def test_answers_are_kept_until_a_change_is_announced(db: Database) -> Non
                                " VALUES ('jti-1', now() + interval '1 hour')")
 
         async def revoked() -> bool:
-            return (await cache.access(account, "jti-1") or ("", True, False))[2]
+            return (await cache.access(account, "jti-1") or ("", True, False, False)).revoked
 
         await until(revoked)
     finally:
@@ -62,10 +62,10 @@ async def test_without_announcements_every_check_asks_the_database(db: Database)
                            " VALUES ($1, 'b@example.com', 'customer')", account)
     notifier = Notifier(db, [ACCESS_CHANNEL])  # never started: not listening
     cache = AccessCache(db, notifier)
-    assert await cache.access(account, None) == ("customer", True, False)
+    assert await cache.access(account, None) == ("customer", True, False, False)
     async with db.acquire() as conn:
         await conn.execute("SET session_replication_role = replica")
         await conn.execute("UPDATE auth_accounts SET active = false WHERE account_id = $1",
                            account)
         await conn.execute("SET session_replication_role = DEFAULT")
-    assert await cache.access(account, None) == ("customer", False, False)
+    assert await cache.access(account, None) == ("customer", False, False, False)

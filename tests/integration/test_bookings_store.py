@@ -49,6 +49,7 @@ async def test_item_occupations_survive_snapshots(store: EventStore) -> None:
     item_id, clock = await _car(repo), _clock()
     for day in range(5):
         await _hold(repo, clock, item_id, NOW + (2 + 3 * day) * 24 * H)
+    await repo.snapshots.flush()
     async with store.db.acquire() as conn:
         assert await conn.fetchval("SELECT version FROM snapshots WHERE stream_id = $1",
                                    item_id) >= 4

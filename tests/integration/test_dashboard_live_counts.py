@@ -1,6 +1,7 @@
-"""The dashboard's live figures (issue 7, dashboard latency): the per-status counts the KPI
-projection keeps, and the items occupied now, equal what the log says, whether a booking's
-events arrive in one batch or many, on replay into a shadow and after a rebuild."""
+"""The dashboard's live figures: the per-status counts the KPI projection keeps (so the
+dashboard does not count bookings), and the items occupied now, equal what the log says,
+whether a booking's events arrive in one batch or many, on replay into a shadow and after
+a rebuild."""
 
 from __future__ import annotations
 

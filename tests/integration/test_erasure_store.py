@@ -3,9 +3,9 @@ the projector decrypt, erasure shreds the key and the chain keeps verifying."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
@@ -14,12 +14,13 @@ from commands.accounts import change_account, create_account
 from commands.privacy import erase_account
 from midas.audit.log import LogFilter
 from midas.audit.transfer import export
+from midas.config import Settings
 from midas.domain.accounts import ERASED, Account
 from midas.domain.registry import AGGREGATES
 from midas.eventstore import Database, EventStore, EventTypes, Repository
 from midas.eventstore.chain import verify_chain
 from midas.projection import catch_up
-from midas.security import credentials, pii
+from midas.security import credentials, pii, verification
 from projections.accounts import AccountsProjector
 
 _SCANNED = ("text", "character varying", "character", "json", "jsonb", "bytea")
@@ -72,11 +73,22 @@ async def test_events_hold_envelopes_and_erasure_shreds_them(
     ada = await _customer(repo, "ada@example.com", "Ada Lovelace", "+44 1111 2222")
     bob = await _customer(repo, "bob@example.com", "Bob Builder", "+44 3333 4444")
 
+    link = uuid4()
+
     def change(account: Account) -> list[Any]:
-        account.change_profile(name="Ada King", email="ada.king@example.com")
-        return [credentials.set_fields(account.id, email=account.email)]
+        account.change_profile(name="Ada King")
+        account.request_email_change(str(link), "ada.king@example.com",
+                                     datetime.now(UTC) + timedelta(days=1))
+        return verification.issue(Settings(), link, account.id, "ada.king@example.com",
+                                  account.email, datetime.now(UTC) + timedelta(days=1))
+
+    def verify(account: Account) -> list[Any]:
+        account.verify_email(str(link), datetime.now(UTC))
+        return [verification.mark_used(link),
+                credentials.set_fields(account.id, email=account.email, email_verified=True)]
 
     await change_account(repo, ada, change, MD)
+    await change_account(repo, ada, verify, MD)
 
     async with db.acquire() as conn:
         rows = await conn.fetch("SELECT type, data::text AS data FROM events"

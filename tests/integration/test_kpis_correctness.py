@@ -1,4 +1,4 @@
-"""Every report figure equals the same figure recomputed from the event log (issue 7).
+"""Every report figure equals the same figure recomputed from the event log.
 
 A generated history of 5,000+ bookings (expiries, cancellations with refunds, goodwill
 refunds, disputes, deposits) is appended straight into the store; the projections catch up;
@@ -21,7 +21,7 @@ from midas.eventstore.store import read_all
 from midas.projection import catch_up
 from projections.accounts import AccountsProjector
 from projections.kpis import KpisProjector
-from projections.payments import PaymentsProjector
+from projections.payment_ledger import PaymentsProjector
 from projections.profiles import ProfilesProjector
 from queries.customers import load_profiles, profile_of, vip_thresholds
 from queries.dashboard import dashboard, live_counts

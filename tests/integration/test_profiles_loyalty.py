@@ -1,4 +1,4 @@
-"""Loyalty as reactions (issue 7): spend raises the tier, completion awards points with the
+"""Loyalty as reactions: spend raises the tier, completion awards points with the
 tier multiplier, refunds take them back in proportion; replays change nothing."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from uuid import UUID
 
 from midas.http.keys import DATABASE, REPOSITORY, SETTINGS, STORE
 from midas.projection import catch_up, reset
-from projections.loyalty import LoyaltyProcess, tier_for
+from process_managers.loyalty import LoyaltyProcess, tier_for
 from tests.conftest import history_events
 from tests.e2e.auth_support import bearer, register, signed_in
 from tests.support.fake_stripe import wait_until
@@ -80,10 +80,7 @@ async def test_spend_raises_the_tier_and_completion_awards_points(
 
     # A replay (rebuild of the process) issues nothing new.
     app = client.server.app
-    from commands.customers import AccountLoyalty
-
-    process = LoyaltyProcess(AccountLoyalty(lambda: app[REPOSITORY],
-                                            app[SETTINGS].loyalty_multipliers),
+    process = LoyaltyProcess(lambda: app[REPOSITORY], app[SETTINGS].loyalty_multipliers,
                              app[SETTINGS].tier_thresholds)
     async with app[DATABASE].acquire() as conn:
         await reset(conn, process)

@@ -27,7 +27,7 @@ from projections.calendar import CalendarProjector
 from projections.due_tasks import DueTasksProjector
 from projections.kpis import KpisProjector
 from projections.notifications import NotificationsProjector
-from projections.payments import PaymentsProjector
+from projections.payment_ledger import PaymentsProjector
 from projections.profiles import ProfilesProjector
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)

@@ -1,12 +1,15 @@
-"""A local stand-in for Google's OAuth token endpoint and Calendar API (events only)."""
+"""Local stand-ins for Google: the OAuth token endpoint and Calendar API (events only), and
+sign-in's signing keys (JWKS) with the ID tokens they sign."""
 
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 class FakeGoogle:
@@ -111,3 +114,28 @@ class FakeGoogle:
             return web.json_response({"error": {"code": 410}}, status=410)
         self._store(cid, {**event, "status": "cancelled"})
         return web.Response(status=204)
+
+
+class FakeGoogleSignIn:
+    """Google's signing keys (a JWKS document) and ID tokens signed with them."""
+
+    KID = "test-key-1"
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.jwks_url = ""  # set once the server runs
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.app = web.Application()
+        self.app.router.add_get("/certs", self.certs)
+
+    async def certs(self, request: web.Request) -> web.Response:
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        return web.json_response({"keys": [{**jwk, "kid": self.KID, "alg": "RS256",
+                                            "use": "sig"}]})
+
+    def id_token(self, subject: str, email: str, **changes: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": "https://accounts.google.com", "aud": self.client_id, "sub": subject,
+                  "email": email, "email_verified": True, "name": email.split("@")[0],
+                  "iat": now, "exp": now + 3600, **changes}
+        return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.KID})

@@ -62,6 +62,8 @@ class FakeStripe:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/payment_intents", self._create)
+        app.router.add_get("/v1/payment_intents/{id}", self._retrieve)
+        app.router.add_post("/v1/payment_intents/{id}", self._update)
         app.router.add_post("/v1/payment_intents/{id}/{action}", self._act)
         app.router.add_post("/v1/refunds", self._refund)
         return app
@@ -106,6 +108,24 @@ class FakeStripe:
         }
         self.intents[intent["id"]] = intent
         return self._remember(key, intent)
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        intent = self.intents.get(request.match_info["id"])
+        if intent is None:
+            return web.json_response({"error": {"type": "invalid_request_error",
+                                                "code": "resource_missing"}}, status=404)
+        return web.json_response(intent)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        key, params, replay = await self._begin(request)
+        if replay is not None:
+            return replay
+        intent = self.intents.get(request.match_info["id"])
+        if intent is None:
+            return web.json_response({"error": {"type": "invalid_request_error",
+                                                "code": "resource_missing"}}, status=404)
+        intent.update({k: v for k, v in params.items() if k == "payment_method"})
+        return self._remember(key, dict(intent))
 
     async def _act(self, request: web.Request) -> web.Response:
         key, params, replay = await self._begin(request)

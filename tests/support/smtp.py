@@ -28,6 +28,7 @@ class Inbox:
 
     def __init__(self, refuse: set[str] | None = None) -> None:
         self.messages: list[EmailMessage] = []
+        self.raw: list[bytes] = []  # as received, in the order of ``messages``
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse = {a.lower() for a in (refuse or set())}
         self.connections = 0
@@ -51,6 +52,7 @@ class Inbox:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.raw.append(bytes(envelope.content))
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted for delivery"
 

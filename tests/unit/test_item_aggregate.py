@@ -196,3 +196,23 @@ def test_an_occupation_stored_with_another_offset_still_conflicts_across_midnigh
                      datetime(2026, 6, 10, 3, 30, tzinfo=UTC), NOW)
     item.reserve(uuid4(), datetime(2026, 6, 10, 4, 0, tzinfo=UTC),
                  datetime(2026, 6, 10, 4, 30, tzinfo=UTC), NOW)  # touching: free
+
+
+def test_an_items_currency_defaults_to_its_locations() -> None:
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from midas.domain.catalogue import Location
+
+    monaco = Location("MC-MO", "Europe/Monaco", Decimal("0.20"), "EUR")
+    catalogue = replace(DEFAULT_CATALOGUE,
+                        locations={**DEFAULT_CATALOGUE.locations, "MC-MO": monaco})
+    yacht = Item.register(catalogue, name="Lady M", category=Category.YACHT, location="MC-MO",
+                          rate=900_000)
+    assert yacht.currency == "EUR"
+    priced = Item.register(catalogue, name="Lady M", category=Category.YACHT,
+                           location="MC-MO", rate=900_000, currency="usd")
+    assert priced.currency == "USD"  # given explicitly: kept (upper case)
+    car = Item.register(catalogue, name="Huracan", category=Category.CAR, location="US-CA",
+                        rate=150_000)
+    assert car.currency == "USD"

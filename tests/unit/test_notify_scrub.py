@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from midas.errors import REDACTED, is_secret_key, scrub, scrub_text
+from midas.error_reports import REDACTED, is_secret_key, scrub, scrub_text
 
 
 def test_secret_keys_are_dropped_at_any_depth() -> None:

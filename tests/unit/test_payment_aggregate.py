@@ -87,3 +87,28 @@ def test_minor_units_follow_the_currency() -> None:
     assert to_minor_units("1234.50", "USD") == 123_450
     assert to_minor_units("1234", "JPY") == 1234
     assert to_minor_units("1.2345", "KWD") == 1235  # three decimals, half-up
+
+
+def test_the_rate_recorded_with_a_payment_converts_its_payments_and_refunds() -> None:
+    from decimal import Decimal
+
+    from midas.domain.payments import Payment, convert
+
+    at = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    assert convert(5_520_000, "EUR", Decimal("1.10"), "USD") == 6_072_000
+    assert convert(1, "EUR", Decimal("0.5"), "USD") == 1  # half a cent: half-up
+    assert convert(12_345, "JPY", Decimal("0.0065"), "USD") == 8_024  # exponents 0 -> 2
+    assert convert(1_000, "KWD", Decimal("3.25"), "USD") == 325  # exponents 3 -> 2
+    rate = {"currency": "USD", "rate": "1.10", "valid_from": "2026-10-01"}
+    payment = Payment.request(booking_id="b", customer_id="c", amount=10_000,
+                              currency="EUR", provider="stripe", reference="pi_1", at=at,
+                              reporting=rate)
+    payment.succeed("stripe", "pi_1", 10_000, "eur", at)
+    payment.refunded_by_provider("re_1", 2_500, at)
+    events = payment.collect_events()
+    assert [e.reporting for e in events[1:]] == [{**rate, "amount": 11_000},
+                                                 {**rate, "amount": 2_750}]
+    unrated = Payment.request(booking_id="b2", customer_id="c", amount=10_000,
+                              currency="EUR", provider="stripe", reference="pi_2", at=at)
+    unrated.succeed("stripe", "pi_2", 10_000, "EUR", at)
+    assert unrated.collect_events()[-1].reporting is None

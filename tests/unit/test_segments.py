@@ -1,4 +1,4 @@
-"""Segment rules and the Account's tier and loyalty rules (issue 7)."""
+"""Segment rules and the Account's tier and loyalty rules."""
 
 from __future__ import annotations
 

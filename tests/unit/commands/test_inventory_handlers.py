@@ -36,6 +36,7 @@ async def test_rate_change_then_snapshot_reload_gives_the_same_item() -> None:
         await change_rate(repo, item_id, ChangeRate(rate=rate), META)
     assert store.types() == ["Item.Registered"] + ["Item.RateChanged"] * 3
     assert store.events[-1].data == {"rate": 330_000, "previous": 320_000}
+    await repo.snapshots.flush()
     assert item_id in store.snapshots
     item = await repo.get(item_id)
     assert (item.rate, item.version) == (330_000, 4)

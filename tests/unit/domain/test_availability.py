@@ -33,7 +33,7 @@ def block(id_, start, end, kind=OccupationKind.MAINTENANCE):
     return Occupation(id_, kind, Interval(start, end))
 
 
-# --- the DOMAIN.md examples ------------------------------------------------------------------
+# --- the docs/domain.md examples ------------------------------------------------------------------
 
 
 def test_next_car_booking_inside_the_buffer_is_refused():
