@@ -1,5 +1,7 @@
 # Midas service image. Needs a PostgreSQL: set MIDAS_DATABASE_URL (the embedded
-# server is for development machines, not containers).
+# server is for development machines, not containers). One image, three roles (the
+# settings each needs: docs/deployment.md): service nodes run the default command, the
+# worker runs `midas worker`, and `midas migrate` applies migrations ahead of a release.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
@@ -11,6 +13,7 @@ COPY midas ./midas
 COPY commands ./commands
 COPY queries ./queries
 COPY projections ./projections
+COPY process_managers ./process_managers
 COPY migrations ./migrations
 RUN pip install --no-cache-dir -e . \
     && useradd --system --home /app midas

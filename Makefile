@@ -1,10 +1,11 @@
-# The two set-up commands of the README: `make run` serves, `make test` tests.
+# The set-up commands of the README: `make run` serves, `make demo` loads a demo business,
+# `make test` tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-append
+.PHONY: run demo test lint bench-append
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 run: $(STAMP)
 	$(BIN)/midas serve
 
+demo: $(STAMP)
+	$(BIN)/midas demo
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench-append: $(STAMP)

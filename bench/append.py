@@ -49,25 +49,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_HEADER = """\
 # Benchmark results
 
-Sections appended by `python -m bench.append --record` (how to run: `bench/README.md`),
-one per run, each with the machine, PostgreSQL and date it ran on. Numbers from
-different machines are not comparable.
-
-Append columns are events per second of single-event appends (each append is one
-event to the appender's own stream, with the right expected version), counted over
-the measurement window after a warm-up, at 1, 8 and 32 concurrent appenders:
-
-- **Midas**: `EventStore.append`, N asyncio tasks sharing one store (group commit,
-  gap-free positions, hash chain);
-- **library**: `eventsourcing`'s `PostgresApplicationRecorder.insert_events`, N threads
-  on a psycopg pool as big as the largest N (it locks the table for each insert);
-- **raw asyncpg**: plain INSERTs into a table with no lock and no position, N tasks on
-  a pool of N connections (an unserialised baseline, not an event store);
-- **events per commit**: Midas appends grouped into one transaction by its writer;
-- **p50 / p99 ms**: latency of one append as its appender sees it.
-
-Catch-up is `read_all(after, limit=5000)` in a loop over freshly loaded events,
-decoding each event's JSON.
+How to run each benchmark: [README.md](README.md). Recorded runs are appended below.
 """
 
 EVENTS_PER_STREAM = 20  # an appender moves on to a new stream after this many events
@@ -455,7 +437,7 @@ async def run(args: argparse.Namespace) -> None:
         await admin.execute(RAW_TABLE.format(schema=raw_schema))
 
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        say(f"## {now}")
+        say(f"## Append {now}")
         say()
         say(f"- Machine: {nproc()} cores (nproc), {cpu_model()}, {platform.machine()}")
         say(f"- PostgreSQL {pg_version} at {pg_host(args.dsn)} (synchronous_commit={sync_commit},"

@@ -6,6 +6,14 @@
    `Item.Reserved` + `Booking.Held`.
 2. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
    of `GET /api/v1/availability` over the items created above (with their bookings).
+3. Applied changes per second: the same `--clients` each hold one booking, then change it
+   again and again for `--seconds` (its end one day later, then back: `POST
+   /api/v1/bookings/{id}/changes` with `apply`), each an atomic append of the item's
+   `Released` + `Reserved` and `Booking.Changed`; changes/s and p50 / p99.
+
+With `--extras`, stay rules and duration discounts are set first and every hold chooses
+three extras (`EXTRAS`, no capacity: clients never contend on a ledger), to compare the
+hold latency with and without them side by side.
 
 The service is `python -m midas.cli serve` on a fresh schema (dropped at the end).
 Run: `.venv/bin/python -m bench.booking [--record]`.
@@ -40,7 +48,13 @@ from midas.http.auth import Role, issue_access_token
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 LOADS = {"wrk": "wrk (a thread per core)", "python": "a separate Python process (aiohttp)"}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HORIZON_DAYS = 36_500
 START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
+EXTRAS = [{"code": "airport_transfer"}, {"code": "delivery", "zone": "city"},
+          {"code": "child_seat"}]
+STAY_RULES = {"minimum_stays": [{"category": "car", "season": "peak", "nights": 1}],
+              "changeovers": [{"category": "yacht", "season": "high", "weekday": "saturday"}],
+              "advance_notice_hours": 24, "horizon_days": 3660}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -68,7 +82,8 @@ async def _sign_in_rows(dsn: str, schema: str, accounts: dict[Role, UUID]) -> No
     try:
         for role, account in accounts.items():
             await conn.execute(
-                "INSERT INTO auth_accounts (account_id, email, role) VALUES ($1, $2, $3)",
+                "INSERT INTO auth_accounts (account_id, email, role, email_verified)"
+                " VALUES ($1, $2, $3, true)",
                 account, f"{account}@bench.test", role.value)
     finally:
         await conn.close()
@@ -87,9 +102,25 @@ async def _items(session: aiohttp.ClientSession, base: str, admin: dict[str, str
     return ids
 
 
+async def _extras_setup(session: aiohttp.ClientSession, base: str,
+                        admin: dict[str, str]) -> None:
+    """Stay rules, discounts and the third extra of `EXTRAS` (the others are seeded)."""
+    for method, path, body in (
+            ("PUT", "/api/v1/pricing/stay-rules", STAY_RULES),
+            ("PUT", "/api/v1/pricing/duration-discounts/car",
+             {"tiers": [{"min_nights": 7, "percentage": "10"}]}),
+            ("POST", "/api/v1/extras", {"code": "child_seat", "name": "Child seat",
+                                        "categories": ["car"], "basis": "per_day",
+                                        "price": 2_500})):
+        async with session.request(method, f"{base}{path}", json=body,
+                                   headers=admin) as response:
+            if response.status not in (200, 201):
+                raise RuntimeError(f"{path}: {await response.text()}")
+
+
 async def _book_load(
     session: aiohttp.ClientSession, base: str, customer: dict[str, str], items: list[str],
-    clients: int, seconds: float, first_day: int = 0,
+    clients: int, seconds: float, first_day: int = 0, extras: list[dict[str, str]] | None = None,
 ) -> tuple[int, int, list[float]]:
     stop = time.monotonic() + seconds
     done, refused, latencies = 0, 0, []
@@ -102,7 +133,8 @@ async def _book_load(
             item = mine[day % len(mine)]
             start = START + timedelta(days=first_day + 2 * (day // len(mine)))
             body = {"item_id": item, "start": start.isoformat(),
-                    "end": (start + timedelta(days=1)).isoformat()}
+                    "end": (start + timedelta(days=1)).isoformat(),
+                    **({"extras": extras} if extras else {})}
             began = time.perf_counter()
             async with session.post(f"{base}/api/v1/bookings", json=body,
                                     headers=customer) as response:
@@ -118,17 +150,56 @@ async def _book_load(
     return done, refused, latencies
 
 
+async def _change_load(session: aiohttp.ClientSession, base: str, customer: dict[str, str],
+                       items: list[str], clients: int, seconds: float
+                       ) -> tuple[int, int, list[float]]:
+    """Each client holds one booking far ahead, then moves its end back and forth."""
+    bookings: list[tuple[str, datetime]] = []
+    for index in range(clients):
+        start = START + timedelta(days=5000 + 3 * index)
+        body = {"item_id": items[index % len(items)], "start": start.isoformat(),
+                "end": (start + timedelta(days=1)).isoformat()}
+        async with session.post(f"{base}/api/v1/bookings", json=body,
+                                headers=customer) as response:
+            if response.status != 201:
+                raise RuntimeError(f"holding for the changes: {await response.text()}")
+            bookings.append(((await response.json())["id"], start))
+    stop = time.monotonic() + seconds
+    done, refused, latencies = 0, 0, []
+
+    async def client(booking: str, start: datetime) -> None:
+        nonlocal done, refused
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            end = start + timedelta(days=1 + n % 2)
+            began = time.perf_counter()
+            async with session.post(f"{base}/api/v1/bookings/{booking}/changes", json={
+                    "end": end.isoformat(), "apply": True}, headers=customer) as response:
+                await response.read()
+                latencies.append((time.perf_counter() - began) * 1000)
+                if response.status == 200:
+                    done += 1
+                else:
+                    refused += 1
+
+    await asyncio.gather(*[client(b, s) for b, s in bookings])
+    return done, refused, latencies
+
+
 class Holds(NamedTuple):
     done: int
     refused: int
     p50_ms: float
     p99_ms: float
+    most_per_thread: int = 0  # requests of wrk's busiest thread (each books the next day)
 
 
 async def _python_holds(session: aiohttp.ClientSession, base: str, customer: dict[str, str],
                         items: list[str], args: argparse.Namespace) -> Holds:
     done, refused, latencies = await _book_load(
-        session, base, customer, items, args.clients, args.seconds, first_day=1000)
+        session, base, customer, items, args.clients, args.seconds, first_day=1000,
+        extras=EXTRAS if args.extras else None)
     return Holds(done, refused, _percentile(latencies, 0.5), _percentile(latencies, 0.99))
 
 
@@ -154,7 +225,7 @@ function request()
   local item = mine[(n %% #mine) + 1]
   local start = base + 2 * 86400 * math.floor(n / #mine)
   n = n + 1
-  local body = string.format('{"item_id": "%%s", "start": "%%s", "end": "%%s"}', item,
+  local body = string.format('{"item_id": "%%s", "start": "%%s", "end": "%%s"%(extras)s}', item,
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S+00:00", start),
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S+00:00", start + 86400))
   return wrk.format("POST", "/api/v1/bookings",
@@ -168,16 +239,18 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local c, r = 0, 0
+  local c, r, most = 0, 0, 0
   for _, thread in ipairs(all) do
     c = c + thread:get("created")
     r = r + thread:get("refused")
+    most = math.max(most, thread:get("n"))
   end
   local e = summary.errors
   io.write(string.format(
-    'RESULT {"created": %%d, "refused": %%d, "errors": %%d, "p50_us": %%d, "p99_us": %%d}\\n',
+    'RESULT {"created": %%d, "refused": %%d, "errors": %%d, "p50_us": %%d, "p99_us": %%d,'
+    .. ' "most_per_thread": %%d}\\n',
     c, r, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), most))
 end
 """
 
@@ -200,13 +273,15 @@ def _wrk_line(out: str, prefix: str) -> str:
 
 
 async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
-                     args: argparse.Namespace) -> Holds:
+                     args: argparse.Namespace, first_day: int = 1000) -> Holds:
     """The same load as ``_book_load``, generated by wrk (C, so it leaves the cores to
     the service); its CPU counts as the load generator's once it has ended."""
-    first = START + timedelta(days=1000)
+    first = START + timedelta(days=first_day)
     script = _WRK_SCRIPT % {"items": ", ".join(f'"{i}"' for i in items),
                             "threads": min(os.cpu_count() or 1, args.clients),
-                            "base": int(first.timestamp()), "token": customer["Authorization"]}
+                            "base": int(first.timestamp()), "token": customer["Authorization"],
+                            "extras": (', "extras": ' + json.dumps(EXTRAS)
+                                       if args.extras else "")}
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
@@ -215,7 +290,7 @@ async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
     if result["errors"]:
         raise RuntimeError(f"wrk: {result['errors']} socket errors or timeouts")
     return Holds(result["created"], result["refused"], result["p50_us"] / 1000,
-                 result["p99_us"] / 1000)
+                 result["p99_us"] / 1000, result["most_per_thread"])
 
 
 class Reference(NamedTuple):
@@ -243,21 +318,24 @@ async def _reference(args: argparse.Namespace, schema: str) -> Reference:
 
 
 async def _search_load(session: aiohttp.ClientSession, base: str, rate: float,
-                       seconds: float) -> tuple[list[float], int]:
+                       seconds: float, first: datetime = START) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
 
     async def one(n: int) -> None:
         nonlocal errors
-        start = START + timedelta(days=n % 30)
+        start = first + timedelta(days=n % 30)
         params = {"category": "car", "location": ("US-CA", "US-NY")[n % 2],
                   "start": start.isoformat(), "end": (start + timedelta(days=2)).isoformat(),
                   "limit": "20"}
         began = time.perf_counter()
-        async with session.get(f"{base}/api/v1/availability", params=params) as response:
-            await response.read()
-            if response.status != 200:
-                errors += 1
+        try:
+            async with session.get(f"{base}/api/v1/availability", params=params) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+        except (aiohttp.ClientError, TimeoutError):  # counted, not fatal to a long run
+            errors += 1
         latencies.append((time.perf_counter() - began) * 1000)
 
     tasks = []
@@ -276,7 +354,10 @@ async def run(args: argparse.Namespace) -> str:
     port = args.port
     env = {**os.environ, "MIDAS_DATABASE_URL": args.dsn, "MIDAS_DATABASE_SCHEMA": schema,
            "MIDAS_ENVIRONMENT": "test", "MIDAS_LOG_LEVEL": "WARNING",
-           "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4"}
+           "MIDAS_POOL_MAX_SIZE": "20", "MIDAS_BCRYPT_ROUNDS": "4",
+           # Its holds start 1,000 days ahead and go on, every other day, for as long as
+           # the load runs: beyond the default horizon.
+           "MIDAS_BOOKING_HORIZON_DAYS": str(HORIZON_DAYS)}
     web_env = {**env, "MIDAS_PROJECTIONS_ENABLED": "false"} if args.worker else env
     reference = await _reference(args, schema) if args.load == "wrk" else None
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
@@ -298,7 +379,10 @@ async def run(args: argparse.Namespace) -> str:
             await _wait_ready(session, base)
             await _sign_in_rows(args.dsn, schema, accounts)
             items = await _items(session, base, admin, args.items)
-            await _book_load(session, base, customer, items, args.clients, 1.0)  # warm-up
+            if args.extras:
+                await _extras_setup(session, base, admin)
+            await _book_load(session, base, customer, items, args.clients, 1.0,  # warm-up
+                             extras=EXTRAS if args.extras else None)
             processes = cpu.groups({"service": server.pid,
                                     "worker": worker.pid if worker else None},
                                    this="load generator")
@@ -310,11 +394,22 @@ async def run(args: argparse.Namespace) -> str:
             cpu_s = cpu.spent(before, cpu.sample(processes))
             await asyncio.sleep(1.0)  # let projections catch up
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
+            changes = None
+            if not args.no_changes:
+                changed, unchanged, change_ms = await _change_load(
+                    session, base, customer, items, args.clients, args.seconds)
+                changes = (changed, unchanged, change_ms)
     finally:
+        stopping = time.monotonic()
         for process in (server, worker):
             if process is not None:
                 process.terminate()
-                process.wait(timeout=30)
+                try:
+                    process.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=30)
+        stop_s = time.monotonic() - stopping
         conn = await asyncpg.connect(args.dsn)
         try:
             version = await conn.fetchval("SHOW server_version")
@@ -330,6 +425,7 @@ async def run(args: argparse.Namespace) -> str:
         + (" with projections off, plus `midas worker`" if args.worker else "")
         + f"; load from {LOADS[args.load]} over HTTP",
         f"- Command: `python -m bench.booking{' --worker' if args.worker else ''}"
+        f"{' --extras' if args.extras else ''}"
         f" --load {args.load}`"
         f" ({args.seconds:g} s per measurement)",
         "",
@@ -349,6 +445,11 @@ async def run(args: argparse.Namespace) -> str:
         f"| availability search at {args.rate:g} req/s: p50 / p99 ms |"
         f" {statistics.median(search_ms):.1f} / {_percentile(search_ms, 0.99):.1f}"
         f" ({errors} errors, {len(search_ms)} requests) |",
+        f"| service stop after SIGTERM, s | {stop_s:.1f} |",
+        *([f"| applied changes/s, {args.clients} clients (one booking each, its end moved"
+           f" back and forth) | {changes[0] / args.seconds:.0f} ({changes[1]} refused);"
+           f" p50 / p99 ms {statistics.median(changes[2]):.1f} /"
+           f" {_percentile(changes[2], 0.99):.1f} |"] if changes else []),
         "",
     ]
     return "\n".join(lines)
@@ -368,6 +469,10 @@ def main() -> None:
     parser.add_argument("--load", choices=sorted(LOADS),
                         default="wrk" if shutil.which("wrk") else "python",
                         help="the holds' load generator (default: wrk when installed)")
+    parser.add_argument("--extras", action="store_true",
+                        help="holds with three extras, under stay rules and discounts")
+    parser.add_argument("--no-changes", action="store_true",
+                        help="skip the applied-changes measurement")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     report = asyncio.run(run(args))

@@ -1,4 +1,4 @@
-"""Projection benchmark and the synthetic history generator (issue 7).
+"""Projection benchmark and the synthetic history generator.
 
 ``generate_history`` yields appends of a plausible rental business: customers, holds that
 expire, confirmations with payments, check-outs and check-ins, cancellations with policy
@@ -27,6 +27,24 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from midas.domain.account_events import ACCOUNT_REGISTERED
+from midas.domain.booking_events import (
+    BOOKING_CANCELLED,
+    BOOKING_CHECKED_IN,
+    BOOKING_CHECKED_OUT,
+    BOOKING_CONFIRMED,
+    BOOKING_EXPIRED,
+    BOOKING_HELD,
+)
+from midas.domain.events import VERSION_KEY
+from midas.domain.payment_events import (
+    PAYMENT_DEPOSIT_AUTHORISED,
+    PAYMENT_DISPUTE_CLOSED,
+    PAYMENT_DISPUTE_OPENED,
+    PAYMENT_REFUNDED,
+    PAYMENT_REQUESTED,
+    PAYMENT_SUCCEEDED,
+)
 from midas.eventstore import NewEvent, StreamAppend
 
 LOCATIONS = (("NYC", "America/New_York", "USD"), ("LON", "Europe/London", "GBP"),
@@ -64,7 +82,7 @@ def generate_history(
     def appends() -> Iterator[list[StreamAppend]]:
         batch: list[StreamAppend] = []
         for n, customer in enumerate(customer_ids):
-            batch.append(StreamAppend(customer, 0, [NewEvent("Account.Registered", {
+            batch.append(StreamAppend(customer, 0, [NewEvent(ACCOUNT_REGISTERED, {
                 "email": f"c{n}@example.com", "name": f"Customer {n}", "phone": None,
                 "role": "customer", "consent_version": "1", "consent_at": _iso(start),
                 "google_subject": None})]))
@@ -107,64 +125,65 @@ def _booking(rnd: random.Random, item: UUID, category: str, location: str, zone:
              "service_level": "standard", "service_multiplier": "1", "rental": rental,
              "insurance_rate": "0.1", "insurance": insurance, "tax_rate": "0.05", "tax": tax,
              "total_due": total, "security_deposit": deposit}
-    b: list[NewEvent] = [NewEvent("Booking.Held", {
+    b: list[NewEvent] = [NewEvent(BOOKING_HELD, {
         "item_id": str(item), "customer_id": str(customer), "start": _iso(begin),
         "end": _iso(end), "service_level": "standard", "delivered_level": "standard",
         "quote": quote, "policy_version": 1, "held_at": _iso(held_at),
         "hold_expires_at": _iso(held_at + timedelta(minutes=30))})]
     money = {"booking_id": str(booking), "customer_id": str(customer), "currency": currency,
              "provider": "stripe"}
-    p: list[NewEvent] = [NewEvent("Payment.Requested", {
+    p: list[NewEvent] = [NewEvent(PAYMENT_REQUESTED, {
         **money, "amount": total, "reference": None, "at": _iso(held_at),
         "deposit_amount": deposit, "start": _iso(begin)})]
     roll = rnd.random()
     if roll < 0.12:
-        b.append(NewEvent("Booking.Expired", {"at": _iso(held_at + timedelta(minutes=30))}))
+        b.append(NewEvent(BOOKING_EXPIRED, {"at": _iso(held_at + timedelta(minutes=30))}))
         return [StreamAppend(booking, 0, b), StreamAppend(payment, 0, p)]
     confirmed_at = held_at + timedelta(minutes=rnd.randint(1, 29))
-    p.append(NewEvent("Payment.Succeeded", {**money, "amount": total,
+    p.append(NewEvent(PAYMENT_SUCCEEDED, {**money, "amount": total,
                                             "reference": f"pi_{booking.hex[:12]}",
                                             "at": _iso(confirmed_at), "start": _iso(begin),
                                             "deposit_amount": deposit}))
-    b.append(NewEvent("Booking.Confirmed", {"at": _iso(confirmed_at), "amount_paid": total,
-                                            "start": _iso(begin), "late": False}))
+    b.append(NewEvent(BOOKING_CONFIRMED, {"at": _iso(confirmed_at), "amount_paid": total,
+                                            "start": _iso(begin), "reinstated": False,
+                                            VERSION_KEY: BOOKING_CONFIRMED.version}))
     if rnd.random() < 0.4:
         auth_at = max(confirmed_at, begin - timedelta(days=6))
-        p.append(NewEvent("Payment.DepositAuthorised", {
+        p.append(NewEvent(PAYMENT_DEPOSIT_AUTHORISED, {
             **money, "amount": deposit, "reference": f"dep_{booking.hex[:12]}", "sequence": 1,
             "at": _iso(auth_at), "expires_at": _iso(auth_at + timedelta(days=7))}))
     if roll < 0.30:  # cancelled before the start
         cancel_at = confirmed_at + (begin - confirmed_at) * rnd.random()
         percentage = rnd.choice((100, 50, 0))
         refund = total * percentage // 100
-        b.append(NewEvent("Booking.Cancelled", {
+        b.append(NewEvent(BOOKING_CANCELLED, {
             "at": _iso(cancel_at), "reason": "customer",
             "notice_minutes": int((begin - cancel_at).total_seconds() // 60),
             "refund_percentage": str(percentage), "refund_amount": refund,
             "deposit_released": True}))
         if refund:
-            p.append(NewEvent("Payment.Refunded", {
+            p.append(NewEvent(PAYMENT_REFUNDED, {
                 **money, "amount": refund, "reference": f"re_{booking.hex[:12]}",
                 "key": f"booking:{booking}:refund", "at": _iso(cancel_at)}))
         return [StreamAppend(booking, 0, b), StreamAppend(payment, 0, p)]
     if roll < 0.36:
         return [StreamAppend(booking, 0, b), StreamAppend(payment, 0, p)]  # still confirmed
-    b.append(NewEvent("Booking.CheckedOut", {"at": _iso(begin), "end": _iso(end)}))
+    b.append(NewEvent(BOOKING_CHECKED_OUT, {"at": _iso(begin), "end": _iso(end)}))
     if roll < 0.42:
         return [StreamAppend(booking, 0, b), StreamAppend(payment, 0, p)]  # still active
     done = end + timedelta(hours=1)
-    b.append(NewEvent("Booking.CheckedIn", {"at": _iso(done)}))
+    b.append(NewEvent(BOOKING_CHECKED_IN, {"at": _iso(done)}))
     if rnd.random() < 0.08:  # a goodwill refund after the rental
-        p.append(NewEvent("Payment.Refunded", {
+        p.append(NewEvent(PAYMENT_REFUNDED, {
             **money, "amount": total // rnd.choice((2, 4, 10)),
             "reference": f"re_{booking.hex[:12]}", "key": None,
             "at": _iso(done + timedelta(days=2))}))
     if rnd.random() < 0.04:
-        p.append(NewEvent("Payment.DisputeOpened", {
+        p.append(NewEvent(PAYMENT_DISPUTE_OPENED, {
             **money, "amount": total, "reference": f"dp_{booking.hex[:12]}",
             "reason": "fraudulent", "at": _iso(done + timedelta(days=10))}))
         if rnd.random() < 0.5:
-            p.append(NewEvent("Payment.DisputeClosed", {
+            p.append(NewEvent(PAYMENT_DISPUTE_CLOSED, {
                 **money, "amount": total, "reference": f"dp_{booking.hex[:12]}",
                 "outcome": rnd.choice(("won", "lost")), "at": _iso(done + timedelta(days=40))}))
     return [StreamAppend(booking, 0, b), StreamAppend(payment, 0, p)]

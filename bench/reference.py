@@ -1,9 +1,10 @@
-"""The issue's reference handlers, measured on the same machine as bench/booking.
+"""Reference handlers, measured on the same machine as bench/booking.
 
-Issue 4 gives two figures for this 2-core machine: a bare aiohttp JSON handler serves
-about 25,000 requests/s, a handler doing one asyncpg INSERT about 4,000/s. The machine's
-speed varies from run to run (by up to 40 % here), so bench/booking measures both beside
-its own figures: a hold rate then reads against the machine as it was.
+The booking goals are set against two figures for this 2-core machine: a bare aiohttp
+JSON handler serves about 25,000 requests/s, a handler doing one asyncpg INSERT about
+4,000/s. The machine's speed varies from run to run (by up to 40 % here), so bench/booking
+measures both beside its own figures: a hold rate then reads against the machine as it
+was.
 
 `python -m bench.reference --port P --dsn D --schema S` serves `GET /json` and
 `GET /insert` (one INSERT into `S.reference_rows`) on asyncio's own event loop.
