@@ -4,16 +4,19 @@
    another, non-overlapping days on their own share of `--items` (200) items, for
    `--seconds`. Each booking is a full hold: item + policy loaded, quote, atomic append of
    `Item.Reserved` + `Booking.Held`.
-2. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
+2. Quote latency: the same `--clients` ask, one after another, for the price of a day on
+   their items (`POST /api/v1/quotes`, the pricing a hold does, nothing recorded), for
+   `--seconds`: quotes/s and p50 / p99.
+3. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
    of `GET /api/v1/availability` over the items created above (with their bookings).
-3. Applied changes per second: the same `--clients` each hold one booking, then change it
+4. Applied changes per second: the same `--clients` each hold one booking, then change it
    again and again for `--seconds` (its end one day later, then back: `POST
    /api/v1/bookings/{id}/changes` with `apply`), each an atomic append of the item's
    `Released` + `Reserved` and `Booking.Changed`; changes/s and p50 / p99.
 
 With `--extras`, stay rules and duration discounts are set first and every hold chooses
-three extras (`EXTRAS`, no capacity: clients never contend on a ledger), to compare the
-hold latency with and without them side by side.
+three extras (`EXTRAS`, no capacity: clients never contend on a ledger), and every quote
+prices them, to compare the quote and hold latency with and without them side by side.
 
 The service is `python -m midas.cli serve` on a fresh schema (dropped at the end).
 Run: `.venv/bin/python -m bench.booking [--record]`.
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 from uuid import UUID, uuid4
@@ -121,6 +125,7 @@ async def _extras_setup(session: aiohttp.ClientSession, base: str,
 async def _book_load(
     session: aiohttp.ClientSession, base: str, customer: dict[str, str], items: list[str],
     clients: int, seconds: float, first_day: int = 0, extras: list[dict[str, str]] | None = None,
+    path: str = "/api/v1/bookings", ok: int = 201,
 ) -> tuple[int, int, list[float]]:
     stop = time.monotonic() + seconds
     done, refused, latencies = 0, 0, []
@@ -136,11 +141,11 @@ async def _book_load(
                     "end": (start + timedelta(days=1)).isoformat(),
                     **({"extras": extras} if extras else {})}
             began = time.perf_counter()
-            async with session.post(f"{base}/api/v1/bookings", json=body,
+            async with session.post(f"{base}{path}", json=body,
                                     headers=customer) as response:
                 await response.read()
                 latencies.append((time.perf_counter() - began) * 1000)
-                if response.status == 201:
+                if response.status == ok:
                     done += 1
                 else:
                     refused += 1
@@ -187,6 +192,10 @@ async def _change_load(session: aiohttp.ClientSession, base: str, customer: dict
     return done, refused, latencies
 
 
+HOLDS, QUOTES = "/api/v1/bookings", "/api/v1/quotes"
+OK = {HOLDS: 201, QUOTES: 200}  # the status of a request that did what was asked
+
+
 class Holds(NamedTuple):
     done: int
     refused: int
@@ -196,15 +205,16 @@ class Holds(NamedTuple):
 
 
 async def _python_holds(session: aiohttp.ClientSession, base: str, customer: dict[str, str],
-                        items: list[str], args: argparse.Namespace) -> Holds:
+                        items: list[str], args: argparse.Namespace, path: str = HOLDS) -> Holds:
     done, refused, latencies = await _book_load(
         session, base, customer, items, args.clients, args.seconds, first_day=1000,
-        extras=EXTRAS if args.extras else None)
+        extras=EXTRAS if args.extras else None, path=path, ok=OK[path])
     return Holds(done, refused, _percentile(latencies, 0.5), _percentile(latencies, 0.99))
 
 
-# wrk's Lua: each thread books, request after request, the next day (every other day) on
-# its own share of the items, so no two requests conflict; it counts 201s and the rest.
+# wrk's Lua: each thread books (or asks the price of), request after request, the next day
+# (every other day) on its own share of the items, so no two requests conflict; it counts
+# the answers that did what was asked (201 for a hold, 200 for a quote) and the rest.
 _WRK_SCRIPT = """
 local items = {%(items)s}
 local threads, base, token = %(threads)d, %(base)d, "%(token)s"
@@ -228,12 +238,12 @@ function request()
   local body = string.format('{"item_id": "%%s", "start": "%%s", "end": "%%s"%(extras)s}', item,
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S+00:00", start),
     os.date("!%%Y-%%m-%%dT%%H:%%M:%%S+00:00", start + 86400))
-  return wrk.format("POST", "/api/v1/bookings",
+  return wrk.format("POST", "%(path)s",
     {["Authorization"] = token, ["Content-Type"] = "application/json"}, body)
 end
 
 function response(status, headers, body)
-  if status == 201 then created = created + 1 else
+  if status == %(ok)d then created = created + 1 else
     if refused == 0 then io.stderr:write(body .. "\\n") end
     refused = refused + 1 end
 end
@@ -273,7 +283,8 @@ def _wrk_line(out: str, prefix: str) -> str:
 
 
 async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
-                     args: argparse.Namespace, first_day: int = 1000) -> Holds:
+                     args: argparse.Namespace, first_day: int = 1000,
+                     path: str = HOLDS) -> Holds:
     """The same load as ``_book_load``, generated by wrk (C, so it leaves the cores to
     the service); its CPU counts as the load generator's once it has ended."""
     first = START + timedelta(days=first_day)
@@ -281,7 +292,8 @@ async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
                             "threads": min(os.cpu_count() or 1, args.clients),
                             "base": int(first.timestamp()), "token": customer["Authorization"],
                             "extras": (', "extras": ' + json.dumps(EXTRAS)
-                                       if args.extras else "")}
+                                       if args.extras else ""),
+                            "path": path, "ok": OK[path]}
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
@@ -392,6 +404,8 @@ async def run(args: argparse.Namespace) -> str:
             else:
                 holds = await _python_holds(session, base, customer, items, args)
             cpu_s = cpu.spent(before, cpu.sample(processes))
+            load = _wrk_holds if args.load == "wrk" else partial(_python_holds, session)
+            quotes = await load(base, customer, items, args, path=QUOTES)
             await asyncio.sleep(1.0)  # let projections catch up
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
             changes = None
@@ -439,6 +453,8 @@ async def run(args: argparse.Namespace) -> str:
         + f" (together {sum(cpu_s.values()) * 1000 / max(holds.done, 1):.2f};"
         f" {os.cpu_count()} cores at that cost: at most"
         f" {os.cpu_count() * max(holds.done, 1) / max(sum(cpu_s.values()), 1e-9):.0f} holds/s) |",
+        f"| quotes/s, {args.clients} clients | {quotes.done / args.seconds:.0f}"
+        f" ({quotes.refused} refused); p50 / p99 ms {quotes.p50_ms:.1f} / {quotes.p99_ms:.1f} |",
         *([f"| machine reference, the issue's handlers under the same wrk load:"
             f" bare JSON / one INSERT | {reference.json_rps:,.0f} / {reference.insert_rps:,.0f}"
             " req/s (the issue measured about 25,000 / 4,000) |"] if reference else []),
