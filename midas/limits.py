@@ -26,7 +26,7 @@ MAX_AMOUNT = 10**15
 # season, insurance and tax (about 33,000 times the rate) stays below MAX_AMOUNT.
 MAX_RATE = 10**10
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FREE_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -40,7 +40,7 @@ def unstorable(text: str) -> str | None:
     if "\x00" in text:
         return "NUL (U+0000)"
     if not text.isascii():
-        found = _SURROGATE.search(text)
+        found = SURROGATE.search(text)
         if found is not None:
             return f"a lone surrogate (U+{ord(found.group()):04X})"
     return None
@@ -70,11 +70,11 @@ def replace_unstorable(text: str) -> str:
     before they were refused, read back so that no projector can fail on them."""
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else SURROGATE.sub("\ufffd", text)
 
 
 def storable_text(text: str, *, free_text: bool = False) -> str:
     """``text`` without what one-line (or free) text may not hold: for text from outside
     that is kept rather than refused (a calendar event's summary)."""
-    text = _SURROGATE.sub("\ufffd", text)
+    text = SURROGATE.sub("\ufffd", text)
     return (_FREE_TEXT_CONTROL if free_text else _CONTROL).sub("", text)
