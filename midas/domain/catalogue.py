@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -114,11 +115,19 @@ class Season:
     def wraps_year_end(self) -> bool:
         return self.last < self.first
 
+    @cached_property
+    def _bounds(self) -> tuple[tuple[int, int], tuple[int, int], bool]:
+        first, last = (self.first.month, self.first.day), (self.last.month, self.last.day)
+        return first, last, last < first
+
     def contains(self, day: date) -> bool:
-        month_day = MonthDay.of(day)
-        if self.wraps_year_end:
-            return month_day >= self.first or month_day <= self.last
-        return self.first <= month_day <= self.last
+        # Plain (month, day) tuples: every quoted day asks, and a MonthDay per question
+        # (validated) cost several times the comparison.
+        first, last, wraps = self._bounds
+        month_day = (day.month, day.day)
+        if wraps:
+            return month_day >= first or month_day <= last
+        return first <= month_day <= last
 
 
 def season_kind_on(day: date, seasons: Iterable[Season]) -> SeasonKind:
@@ -336,8 +345,20 @@ class Catalogue:
 
     def season_kind(self, location_code: str, day: date) -> SeasonKind:
         """The season kind of a local date at a location (see `season_kind_on`)."""
-        self.location(location_code)
-        return season_kind_on(day, self.seasons.get(location_code, ()))
+        key = (location_code, day.month, day.day)
+        kind = self._season_kinds.get(key)
+        if kind is None:
+            self.location(location_code)
+            kind = self._season_kinds[key] = season_kind_on(
+                day, self.seasons.get(location_code, ()))
+        return kind
+
+    @cached_property
+    def _season_kinds(self) -> dict[tuple[str, int, int], SeasonKind]:
+        """Season kinds asked for, by location and day of the year: a season depends on
+        nothing else, so this holds at most 366 entries per location, and every quoted day
+        asks (several times for a long stay under stay rules)."""
+        return {}
 
     def season_multiplier(self, kind: SeasonKind) -> Decimal:
         return self.season_multipliers[SeasonKind(kind)]

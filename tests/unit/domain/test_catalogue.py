@@ -273,3 +273,20 @@ def test_unknown_time_zone_is_refused():
 def test_refund_percentage_above_100_is_refused():
     with pytest.raises(ValueError):
         RefundTier(timedelta(hours=1), Decimal(101))
+
+
+def test_each_catalogue_answers_season_kinds_from_its_own_seasons():
+    # Catalogues are remembered per policy version: the kinds one has answered are its own.
+    day = date(2027, 7, 14)
+    other = replace(CATALOGUE, seasons={
+        **CATALOGUE.seasons, "US-CA": (Season.between(SeasonKind.LOW, "07-01", "07-31"),)})
+    for _ in range(2):  # asked again, each answers the same
+        assert CATALOGUE.season_kind("US-CA", day) is SeasonKind.PEAK
+        assert other.season_kind("US-CA", day) is SeasonKind.LOW
+        # the same day of another year, the day after the season
+        assert other.season_kind("US-CA", date(2031, 7, 14)) is SeasonKind.LOW
+        assert other.season_kind("US-CA", date(2027, 8, 1)) is SeasonKind.OTHER
+    with pytest.raises(UnknownLocation):
+        CATALOGUE.season_kind("MC-MO", day)
+    with pytest.raises(UnknownLocation):  # refused again, not remembered
+        CATALOGUE.season_kind("MC-MO", day)
