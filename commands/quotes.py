@@ -38,7 +38,7 @@ from midas.domain.stay_rules import StayRefused, check_stay
 from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
 from midas.http.auth import current_principal
-from midas.http.consistency import CommandResult, command_response
+from midas.http.consistency import CommandResult, command_response, dumps
 from midas.http.context import command_metadata
 from midas.http.fields import CurrencyCode, Day, Instant, LocationCode, one_of
 from midas.http.keys import CLOCK, REPOSITORY
@@ -233,7 +233,7 @@ async def post_quote(request: web.Request, body: Stay) -> web.Response:
     staff = principal is not None and principal.is_staff
     result, version = await quote_stay(request.app[REPOSITORY], body, request.app[CLOCK](),
                                        staff=staff)
-    return web.json_response({**result.to_dict(), "policy_version": version})
+    return web.json_response({**result.to_dict(), "policy_version": version}, dumps=dumps)
 
 
 # -- pricing policy (admins) -----------------------------------------------------------

@@ -119,9 +119,11 @@ def command_response(
     position = result.last_position
     return web.json_response(
         {**body, "position": position}, status=status, headers={POSITION_HEADER: str(position)},
-        dumps=_dumps,  # every command answers through here: orjson is ~10x the stdlib's
+        dumps=dumps,  # every command answers through here
     )
 
 
-def _dumps(value: object) -> str:
-    return orjson.dumps(value).decode()
+def dumps(value: object) -> str:
+    """JSON for a response body: orjson, about ten times the standard library's speed
+    (keys of any plain type, as ``json.dumps`` allows)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
