@@ -4,7 +4,7 @@
    another, non-overlapping days on their own share of `--items` (200) items, for
    `--seconds`. Each booking is a full hold: item + policy loaded, quote, atomic append of
    `Item.Reserved` + `Booking.Held`.
-2. Quote latency: the same `--clients` ask, one after another, for the price of a day on
+2. Quote latency, once the read models have taken in the holds: the same `--clients` ask, one after another, for the price of a day on
    their items (`POST /api/v1/quotes`, the pricing a hold does, nothing recorded), for
    `--seconds`: quotes/s and p50 / p99.
 3. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
@@ -329,6 +329,18 @@ async def _reference(args: argparse.Namespace, schema: str) -> Reference:
         server.wait(timeout=30)
 
 
+async def _caught_up(session: aiohttp.ClientSession, base: str, timeout_s: float = 120) -> None:
+    """Wait until `/ready` shows every projection at the log's head."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        async with session.get(f"{base}/ready") as response:
+            body = await response.json()
+        if all(p["lag"] == 0 for p in body.get("projections", [])):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"projections still behind after {timeout_s:g} s: {body}")
+
+
 async def _search_load(session: aiohttp.ClientSession, base: str, rate: float,
                        seconds: float, first: datetime = START) -> tuple[list[float], int]:
     latencies: list[float] = []
@@ -404,9 +416,11 @@ async def run(args: argparse.Namespace) -> str:
             else:
                 holds = await _python_holds(session, base, customer, items, args)
             cpu_s = cpu.spent(before, cpu.sample(processes))
+            # The read models take in the holds before the next load: their catch-up
+            # would otherwise share the service's core with it, more after bigger holds.
+            await _caught_up(session, base)
             load = _wrk_holds if args.load == "wrk" else partial(_python_holds, session)
             quotes = await load(base, customer, items, args, path=QUOTES)
-            await asyncio.sleep(1.0)  # let projections catch up
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
             changes = None
             if not args.no_changes:
