@@ -4,9 +4,9 @@
    another, non-overlapping days on their own share of `--items` (200) items, for
    `--seconds`. Each booking is a full hold: item + policy loaded, quote, atomic append of
    `Item.Reserved` + `Booking.Held`.
-2. Quote latency, once the read models have taken in the holds: the same `--clients` ask, one after another, for the price of a day on
-   their items (`POST /api/v1/quotes`, the pricing a hold does, nothing recorded), for
-   `--seconds`: quotes/s and p50 / p99.
+2. Quote latency, once the read models have taken in the holds: the same `--clients`
+   ask, one after another, for the price of a day on their items (`POST /api/v1/quotes`,
+   the pricing a hold does, nothing recorded), for `--seconds`: quotes/s and p50 / p99.
 3. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
    of `GET /api/v1/availability` over the items created above (with their bookings).
 4. Applied changes per second: the same `--clients` each hold one booking, then change it

@@ -57,7 +57,8 @@ def _surely_plain(value: Any) -> bool:
                 return False
         return True
     if kind is int:
-        return BIGINT_MIN <= value <= BIGINT_MAX
+        within: bool = BIGINT_MIN <= value <= BIGINT_MAX
+        return within
     if kind is list or kind is tuple:
         for item in value:  # noqa: SIM110 (a loop: all() over a generator is slower here)
             if not _surely_plain(item):
