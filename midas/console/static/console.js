@@ -131,7 +131,12 @@ function bindForms(root) {
         if (!response.ok) { say(await problemText(response), true); return; }
         const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
         say(fill(form.dataset.done || "Done.", answer), false);
-        if (form.dataset.open && answer.id) { location.assign(fill(form.dataset.open, answer)); return; }
+        if (form.dataset.open && answer.id) {
+          // The page opened reads what this command wrote: its position goes along.
+          const url = fill(form.dataset.open, answer);
+          location.assign(answer.position ? `${url}?min_position=${answer.position}` : url);
+          return;
+        }
         await loadFragment(answer.position);
       } finally {
         if (button) button.disabled = false;
