@@ -5,8 +5,14 @@ anything)."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from datetime import datetime
+from functools import cache
+from typing import TypeVar
+from uuid import UUID
 from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import Aggregate
 
 from midas.domain.booking_rules import DEFAULT_RULES, RULES_ID, BookingRules, Rules
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue
@@ -14,33 +20,42 @@ from midas.domain.extras import EXTRAS_ID, ExtrasCatalogue, seeded_catalogue
 from midas.domain.pricing_policy import POLICY_ID, PricingPolicy
 from midas.eventstore import AggregateNotFound, Repository
 
-# The catalogue built from the policy, per repository (a store, a schema), with the policy
-# version it was built from: a version is one state of the policy's single stream, and
-# building a catalogue (its locations, seasons, rules, rates) costs about half a
-# millisecond, which every quote and hold would otherwise pay. While the repository knows
-# that version is still current, the policy is not even loaded (a copy of it costs a
-# tenth of a millisecond); likewise the extras catalogue, kept as loaded. Both are shared
-# by every reader: read only.
-_BUILT: weakref.WeakKeyDictionary[Repository, tuple[int, Catalogue]] = (
-    weakref.WeakKeyDictionary())
-_EXTRAS: weakref.WeakKeyDictionary[Repository, tuple[int, ExtrasCatalogue]] = (
-    weakref.WeakKeyDictionary())
-_SEEDED_EXTRAS: list[ExtrasCatalogue] = []
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+# What is built from each policy aggregate (the catalogue, the extras catalogue, the booking
+# rules), per repository (a store, a schema), with the version of the aggregate's single
+# stream it was built from. Building a catalogue (its locations, seasons, rules, rates)
+# costs about half a millisecond, which every quote and hold would otherwise pay; while the
+# repository knows that version is still current, the aggregate is not even loaded (a copy
+# of it costs a tenth of a millisecond). Shared by every reader: read only.
+_Kept = weakref.WeakKeyDictionary[Repository, tuple[int, T]]
+_BUILT: _Kept[Catalogue] = weakref.WeakKeyDictionary()
+_EXTRAS: _Kept[ExtrasCatalogue] = weakref.WeakKeyDictionary()
+_RULES: _Kept[Rules] = weakref.WeakKeyDictionary()
+
+
+async def _in_force(repo: Repository, kept: _Kept[T], aggregate_id: UUID, cls: type[A],
+                    build: Callable[[A], T], default: Callable[[], T]) -> tuple[T, int]:
+    """What ``build`` makes of the aggregate in force and its version, kept in ``kept``;
+    ``default()`` and 0 while nothing is recorded."""
+    held = kept.get(repo)
+    if held is not None and repo.known_version(aggregate_id) == held[0]:
+        return held[1], held[0]
+    try:
+        aggregate = await repo.get(aggregate_id, cls=cls)
+    except AggregateNotFound:
+        held = kept[repo] = (0, default())
+        return held[1], 0
+    if held is None or held[0] != aggregate.version:
+        held = kept[repo] = (aggregate.version, build(aggregate))
+    return held[1], held[0]
 
 
 async def current_policy(repo: Repository) -> tuple[Catalogue, int]:
     """The catalogue in force and the policy version it comes from (0: the defaults)."""
-    built = _BUILT.get(repo)
-    if built is not None and repo.known_version(POLICY_ID) == built[0]:
-        return built[1], built[0]
-    try:
-        policy = await repo.get(POLICY_ID, cls=PricingPolicy)
-    except AggregateNotFound:
-        _BUILT[repo] = (0, DEFAULT_CATALOGUE)
-        return DEFAULT_CATALOGUE, 0
-    if built is None or built[0] != policy.version:
-        built = _BUILT[repo] = (policy.version, policy.catalogue())
-    return built[1], policy.version
+    return await _in_force(repo, _BUILT, POLICY_ID, PricingPolicy, PricingPolicy.catalogue,
+                           lambda: DEFAULT_CATALOGUE)
 
 
 async def location_zone(repo: Repository, code: str) -> ZoneInfo:
@@ -64,23 +79,14 @@ async def reporting_rate(repo: Repository, currency: str, at: datetime) -> dict[
 async def current_extras(repo: Repository) -> ExtrasCatalogue:
     """The extras on offer: the catalogue's events, or the seed while none is recorded
     (shared: read only)."""
-    held = _EXTRAS.get(repo)
-    if held is not None and repo.known_version(EXTRAS_ID) == held[0]:
-        return held[1]
-    try:
-        extras = await repo.get(EXTRAS_ID, cls=ExtrasCatalogue)
-    except AggregateNotFound:
-        if not _SEEDED_EXTRAS:
-            _SEEDED_EXTRAS.append(seeded_catalogue())
-        _EXTRAS[repo] = (0, _SEEDED_EXTRAS[0])
-        return _SEEDED_EXTRAS[0]
-    _EXTRAS[repo] = (extras.version, extras)
+    extras, _ = await _in_force(repo, _EXTRAS, EXTRAS_ID, ExtrasCatalogue, lambda e: e,
+                                _seeded_extras)
     return extras
 
 
-# The booking rules built from their aggregate, per repository, with the version built
-# from; as for the catalogue, not loaded again while that version is known current.
-_RULES: weakref.WeakKeyDictionary[Repository, tuple[int, Rules]] = weakref.WeakKeyDictionary()
+@cache
+def _seeded_extras() -> ExtrasCatalogue:
+    return seeded_catalogue()
 
 
 async def current_rules(repo: Repository) -> Rules:
@@ -92,14 +98,5 @@ async def current_rules(repo: Repository) -> Rules:
 
 async def rules_in_force(repo: Repository) -> tuple[Rules, int]:
     """The booking rules in force and the version of their stream (0: the defaults)."""
-    built = _RULES.get(repo)
-    if built is not None and repo.known_version(RULES_ID) == built[0]:
-        return built[1], built[0]
-    try:
-        aggregate = await repo.get(RULES_ID, cls=BookingRules)
-    except AggregateNotFound:
-        _RULES[repo] = (0, DEFAULT_RULES)
-        return DEFAULT_RULES, 0
-    if built is None or built[0] != aggregate.version:
-        built = _RULES[repo] = (aggregate.version, aggregate.rules)
-    return built[1], built[0]
+    return await _in_force(repo, _RULES, RULES_ID, BookingRules, lambda a: a.rules,
+                           lambda: DEFAULT_RULES)
