@@ -20,6 +20,7 @@ from midas.http.keys import DATABASE, REPOSITORY, SCHEDULER
 from midas.scheduler import ManualClock
 from tests.support.fake_stripe import (
     CAR,
+    change_booking,
     count,
     deliver,
     hold,
@@ -38,14 +39,6 @@ VILLA = {"name": "Villa Amber", "category": "property", "location": "AE-DU", "ra
 @pytest.fixture
 async def client(payment_services: Any) -> Any:
     return await payment_services()
-
-
-async def _change(client: Any, headers: dict[str, str], booking: str, **body: Any) -> Any:
-    for key in ("start", "end"):
-        if isinstance(body.get(key), datetime):
-            body[key] = body[key].isoformat()
-    return await client.post(f"/api/v1/bookings/{booking}/changes", headers=headers,
-                             json=body)
 
 
 async def _booking(client: Any, booking: str) -> Booking:
@@ -75,8 +68,8 @@ async def test_an_extra_added_to_a_held_booking_is_its_own_line_and_takes_its_da
     car = await make_item(client, auth, CAR)
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, car, START, START + timedelta(days=2))
-    proposed = await _change(client, customer, booking["id"],
-                             extras=[{"code": "chauffeur"}, {"code": "airport_transfer"}])
+    proposed = await change_booking(client, customer, booking["id"],
+                                     extras=[{"code": "chauffeur"}, {"code": "airport_transfer"}])
     assert proposed.status == 200, await proposed.text()
     body = await proposed.json()
     assert body["extras"]["current"] == []
@@ -90,8 +83,8 @@ async def test_an_extra_added_to_a_held_booking_is_its_own_line_and_takes_its_da
         == 195_000 + new["tax"] - booking["quote"]["tax"]
     assert await _taken(client, "chauffeur", "US-CA") == {}  # a proposal takes nothing
 
-    applied = await _change(client, customer, booking["id"], apply=True,
-                            extras=[{"code": "chauffeur"}, {"code": "airport_transfer"}])
+    applied = await change_booking(client, customer, booking["id"], apply=True,
+                                    extras=[{"code": "chauffeur"}, {"code": "airport_transfer"}])
     assert applied.status == 200, await applied.text()
     assert (await applied.json())["state"] == "applied"
     b = await _booking(client, booking["id"])
@@ -102,8 +95,8 @@ async def test_an_extra_added_to_a_held_booking_is_its_own_line_and_takes_its_da
 
     # New dates keep the extras, priced again and their days moved in the same append.
     later = START + timedelta(days=5)
-    moved = await _change(client, customer, booking["id"], start=later,
-                          end=later + timedelta(days=3), apply=True)
+    moved = await change_booking(client, customer, booking["id"], start=later,
+                                  end=later + timedelta(days=3), apply=True)
     assert moved.status == 200, await moved.text()
     assert [(e["code"], e["units"]) for e in (await moved.json())["extras"]["proposed"]] == [
         ("chauffeur", 3), ("airport_transfer", 1)]
@@ -111,7 +104,7 @@ async def test_an_extra_added_to_a_held_booking_is_its_own_line_and_takes_its_da
     assert await _taken(client, "chauffeur", "US-CA") == {d: [booking["id"]] for d in days}
 
     # Given up: the places are free again and the total drops by the extras.
-    dropped = await _change(client, customer, booking["id"], extras=[], apply=True)
+    dropped = await change_booking(client, customer, booking["id"], extras=[], apply=True)
     assert dropped.status == 200, await dropped.text()
     assert (await dropped.json())["proposed"]["quote"]["extras_total"] == 0
     assert await _taken(client, "chauffeur", "US-CA") == {}
@@ -129,14 +122,14 @@ async def test_kept_extras_that_do_not_go_with_another_item_are_asked_for(
         "end": (START + timedelta(days=2)).isoformat(), "extras": [{"code": "chauffeur"}]})
     assert held.status == 201, await held.text()
     booking = await held.json()
-    refused = await _change(client, customer, booking["id"], item_id=villa)
+    refused = await change_booking(client, customer, booking["id"], item_id=villa)
     assert refused.status == 422
     assert [e["field"] for e in (await refused.json())["errors"]] == ["body.extras"]
-    unknown = await _change(client, customer, booking["id"], extras=[{"code": "nothing"}])
+    unknown = await change_booking(client, customer, booking["id"], extras=[{"code": "nothing"}])
     assert unknown.status == 422
     assert [e["field"] for e in (await unknown.json())["errors"]] == ["body.extras.0.code"]
-    swapped = await _change(client, customer, booking["id"], item_id=villa,
-                            extras=[{"code": "chef"}], apply=True)
+    swapped = await change_booking(client, customer, booking["id"], item_id=villa,
+                                    extras=[{"code": "chef"}], apply=True)
     assert swapped.status == 200, await swapped.text()
     days = [(START + timedelta(days=n)).date().isoformat() for n in range(2)]
     assert await _taken(client, "chauffeur", "US-CA") == {}
@@ -151,8 +144,8 @@ async def test_a_chef_added_to_a_paid_booking_is_held_until_paid_and_freed_if_it
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, first, START, START + timedelta(days=3))
     await pay_and_confirm(client, customer, booking)
-    added = await _change(client, customer, booking["id"], extras=[{"code": "chef"}],
-                          apply=True)
+    added = await change_booking(client, customer, booking["id"], extras=[{"code": "chef"}],
+                                  apply=True)
     assert added.status == 202, await added.text()
     body = await added.json()
     assert body["state"] == "awaiting_payment"
@@ -181,8 +174,8 @@ async def test_a_paid_change_adding_an_extra_takes_effect_and_giving_it_up_refun
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, villa, START, START + timedelta(days=3))
     await pay_and_confirm(client, customer, booking)
-    body = await (await _change(client, customer, booking["id"], extras=[{"code": "chef"}],
-                                apply=True)).json()
+    body = await (await change_booking(client, customer, booking["id"], extras=[{"code": "chef"}],
+                                        apply=True)).json()
     hold_id = f"{booking['id']}:change:1"
     days = [(START + timedelta(days=n)).date().isoformat() for n in range(3)]
     assert await _taken(client, "chef", "AE-DU") == {d: [hold_id] for d in days}
@@ -200,7 +193,7 @@ async def test_a_paid_change_adding_an_extra_takes_effect_and_giving_it_up_refun
     assert await _taken(client, "chef", "AE-DU") == {d: [booking["id"]] for d in days}
 
     # Given up 20 days ahead: the table refunds it all, and the chef is free again.
-    dropped = await _change(client, customer, booking["id"], extras=[], apply=True)
+    dropped = await change_booking(client, customer, booking["id"], extras=[], apply=True)
     assert dropped.status == 200, await dropped.text()
     given_up = await dropped.json()
     assert given_up["difference"] == -body["difference"]
@@ -235,8 +228,8 @@ async def test_three_chauffeurs_a_day_the_fourth_change_is_refused_under_20_race
                                            start + timedelta(hours=8))))
 
     async def race(headers: dict[str, str], booking: dict[str, Any]) -> Any:
-        return await _change(client, headers, booking["id"], extras=[{"code": "chauffeur"}],
-                             apply=True)
+        return await change_booking(client, headers, booking["id"], extras=[{"code": "chauffeur"}],
+                                     apply=True)
 
     answers = await asyncio.gather(*(race(h, b) for h, b in racers))
     statuses = sorted(a.status for a in answers)
@@ -251,8 +244,8 @@ async def test_three_chauffeurs_a_day_the_fourth_change_is_refused_under_20_race
         assert bool(booked.quote["extras"]) == (b["id"] in won)
     # A proposal says so before applying.
     loser = next(r for r, a in zip(racers, answers, strict=True) if a.status == 409)
-    proposal = await (await _change(client, loser[0], loser[1]["id"],
-                                    extras=[{"code": "chauffeur"}])).json()
+    proposal = await (await change_booking(client, loser[0], loser[1]["id"],
+                                            extras=[{"code": "chauffeur"}])).json()
     assert proposal["applicable"] is False
     assert "chauffeur" in proposal["reasons"][0] and "2026-11-11" in proposal["reasons"][0]
 
@@ -270,8 +263,8 @@ async def test_cancelling_a_booking_gives_back_the_places_its_pending_change_hol
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, first, START, START + timedelta(days=3))
     await pay_and_confirm(client, customer, booking)
-    added = await _change(client, customer, booking["id"], extras=[{"code": "chef"}],
-                          apply=True)
+    added = await change_booking(client, customer, booking["id"], extras=[{"code": "chef"}],
+                                  apply=True)
     assert added.status == 202, await added.text()
     rival = auth("customer", uuid4())
     assert (await _hold_with_chef(client, rival, second)).status == 409

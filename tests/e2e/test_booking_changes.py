@@ -17,6 +17,7 @@ from midas.scheduler import ManualClock
 from tests.support.fake_stripe import (
     CAR,
     booking_status,
+    change_booking,
     count,
     deliver,
     hold,
@@ -35,14 +36,6 @@ YACHT = {"name": "Lady Aurora", "category": "yacht", "location": "US-FL", "rate"
 @pytest.fixture
 async def client(payment_services: Any) -> Any:
     return await payment_services()
-
-
-async def _change(client: Any, headers: dict[str, str], booking: str, **body: Any) -> Any:
-    for key in ("start", "end"):
-        if isinstance(body.get(key), datetime):
-            body[key] = body[key].isoformat()
-    return await client.post(f"/api/v1/bookings/{booking}/changes", headers=headers,
-                             json=body)
 
 
 async def _confirmed(client: Any, auth: Any, item: str, start: datetime, end: datetime
@@ -69,7 +62,7 @@ async def test_a_proposal_prices_the_change_beside_the_current_terms_and_records
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, car, START, START + timedelta(days=2))
     before = await count(client, "Booking.Changed")
-    response = await _change(client, customer, booking["id"], end=START + timedelta(days=3))
+    response = await change_booking(client, customer, booking["id"], end=START + timedelta(days=3))
     assert response.status == 200, await response.text()
     body = await response.json()
     old = booking["quote"]["total_due"]
@@ -80,12 +73,13 @@ async def test_a_proposal_prices_the_change_beside_the_current_terms_and_records
     assert body["applicable"] is True and body["reasons"] == []
     assert await count(client, "Booking.Changed") == before  # a proposal only
     # Nothing proposed, or an end before the start: 422 naming the field.
-    empty = await _change(client, customer, booking["id"])
+    empty = await change_booking(client, customer, booking["id"])
     assert empty.status == 422 and empty.content_type == "application/problem+json"
-    backwards = await _change(client, customer, booking["id"], end=START - timedelta(hours=1))
+    backwards = await change_booking(client, customer, booking["id"],
+                                     end=START - timedelta(hours=1))
     assert backwards.status == 422 and "body.end" in await backwards.text()
-    assert (await _change(client, auth("customer"), booking["id"],
-                          end=START + timedelta(days=3))).status == 404
+    assert (await change_booking(client, auth("customer"), booking["id"],
+                                  end=START + timedelta(days=3))).status == 404
 
 
 async def test_a_held_booking_changes_at_once_and_pays_the_new_total(
@@ -95,8 +89,8 @@ async def test_a_held_booking_changes_at_once_and_pays_the_new_total(
     other = await make_item(client, auth, {**CAR, "name": "Other car", "rate": 200_000})
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, car, START, START + timedelta(days=2))
-    moved = await _change(client, customer, booking["id"], item_id=other,
-                          service_level="premium", apply=True)
+    moved = await change_booking(client, customer, booking["id"], item_id=other,
+                                  service_level="premium", apply=True)
     assert moved.status == 200, await moved.text()
     body = await moved.json()
     assert body["state"] == "applied" and body["number"] == 1
@@ -124,8 +118,8 @@ async def test_extending_into_a_window_another_client_races_for_exactly_one_wins
     before = {x: (await _booking(first, x)).terms() for x in (a["id"], b["id"])}
     # A extends to day 4; B moves its start to day 4: the two windows overlap.
     answers = await asyncio.gather(
-        _change(first, a_headers, a["id"], end=START + timedelta(days=4), apply=True),
-        _change(second, b_headers, b["id"], start=START + timedelta(days=4), apply=True))
+        change_booking(first, a_headers, a["id"], end=START + timedelta(days=4), apply=True),
+        change_booking(second, b_headers, b["id"], start=START + timedelta(days=4), apply=True))
     statuses = [r.status for r in answers]
     assert sorted(statuses) == [202, 409], [await r.text() for r in answers]
     loser = (a, b)[statuses.index(409)]
@@ -161,8 +155,8 @@ async def test_an_unpaid_change_lapses_and_every_read_model_is_as_before(
     admin = auth("admin")
     await wait_until(lambda: _task(client, f"check_out:{booking['id']}"))
     before = await _read_models(client, booking["id"], yacht, admin)
-    extend = await _change(client, customer, booking["id"], end=START + timedelta(days=3),
-                           apply=True)
+    extend = await change_booking(client, customer, booking["id"], end=START + timedelta(days=3),
+                                   apply=True)
     assert extend.status == 202, await extend.text()
     body = await extend.json()
     assert body["state"] == "awaiting_payment" and body["number"] == 1
@@ -175,8 +169,8 @@ async def test_an_unpaid_change_lapses_and_every_read_model_is_as_before(
         "item_id": yacht, "start": (START + timedelta(days=2, hours=6)).isoformat(),
         "end": (START + timedelta(days=2, hours=12)).isoformat()})
     assert taken.status == 409
-    again = await _change(client, customer, booking["id"], end=START + timedelta(days=4),
-                          apply=True)
+    again = await change_booking(client, customer, booking["id"], end=START + timedelta(days=4),
+                                  apply=True)
     assert again.status == 409  # one change at a time
     await wait_until(lambda: _task(client, f"change_lapse:{booking['id']}:1"))
     booking_clock.advance(timedelta(minutes=31))
@@ -208,8 +202,8 @@ async def test_a_paid_change_takes_effect_everywhere(
 ) -> None:
     yacht = await make_item(client, auth, YACHT)
     booking, customer = await _confirmed(client, auth, yacht, START, START + timedelta(days=2))
-    extend = await _change(client, customer, booking["id"], end=START + timedelta(days=3),
-                           apply=True)
+    extend = await change_booking(client, customer, booking["id"], end=START + timedelta(days=3),
+                                   apply=True)
     body = await extend.json()
     paid_before = (await _booking(client, booking["id"])).amount_paid
     await deliver(client, intent_event("payment_intent.succeeded",
@@ -272,8 +266,8 @@ async def test_a_shorter_stay_refunds_the_part_given_up_by_the_table(
 ) -> None:
     car = await make_item(client, auth, CAR)
     booking, customer = await _confirmed(client, auth, car, START, START + timedelta(days=3))
-    shorter = await _change(client, customer, booking["id"], end=START + timedelta(days=2),
-                            apply=True)
+    shorter = await change_booking(client, customer, booking["id"], end=START + timedelta(days=2),
+                                    apply=True)
     assert shorter.status == 200, await shorter.text()
     body = await shorter.json()
     assert body["difference"] < 0
@@ -292,26 +286,26 @@ async def test_who_may_change_and_what_an_active_booking_may_change(
     car = await make_item(client, auth, CAR)
     booking, customer = await _confirmed(client, auth, car, START, START + timedelta(days=2))
     booking_clock.set(START - timedelta(hours=71))  # inside the 72 h notice
-    late = await _change(client, customer, booking["id"], end=START + timedelta(days=3),
-                         apply=True)
+    late = await change_booking(client, customer, booking["id"], end=START + timedelta(days=3),
+                                 apply=True)
     assert late.status == 403 and late.content_type == "application/problem+json"
     booking_clock.set(START - timedelta(hours=72))  # exactly 72 h: still allowed to ask
-    assert (await _change(client, customer, booking["id"],
-                          end=START + timedelta(days=3))).status == 200
-    concierge = await _change(client, auth("concierge"), booking["id"],
-                              end=START + timedelta(days=3))
+    assert (await change_booking(client, customer, booking["id"],
+                                  end=START + timedelta(days=3))).status == 200
+    concierge = await change_booking(client, auth("concierge"), booking["id"],
+                                      end=START + timedelta(days=3))
     assert concierge.status == 200
     booking_clock.set(START + timedelta(hours=1))
     assert (await client.post(f"/api/v1/bookings/{booking['id']}/check-out",
                               headers=auth("concierge"))).status == 200
-    moved_start = await _change(client, auth("admin"), booking["id"],
-                                start=START + timedelta(hours=2))
+    moved_start = await change_booking(client, auth("admin"), booking["id"],
+                                        start=START + timedelta(hours=2))
     assert moved_start.status == 409  # active: only the end moves
-    extend = await _change(client, customer, booking["id"], end=START + timedelta(days=3))
+    extend = await change_booking(client, customer, booking["id"], end=START + timedelta(days=3))
     assert extend.status == 200  # extending an active booking: always, if free
     assert (await extend.json())["applicable"] is True
-    assert (await _change(client, auth("auditor"), booking["id"],
-                          end=START + timedelta(days=3))).status == 403
+    assert (await change_booking(client, auth("auditor"), booking["id"],
+                                  end=START + timedelta(days=3))).status == 403
 
 
 async def test_a_change_of_deposit_releases_the_hold_and_holds_the_new_amount(
@@ -327,7 +321,7 @@ async def test_a_change_of_deposit_releases_the_hold_and_holds_the_new_amount(
     await client.server.app[SCHEDULER].run_due()
     before = await payment_state(client, booking["id"])
     assert (before.deposit_state, before.deposit_amount) == ("authorised", 5_000_000)
-    moved = await _change(client, auth("admin"), booking["id"], item_id=yacht, apply=True)
+    moved = await change_booking(client, auth("admin"), booking["id"], item_id=yacht, apply=True)
     assert moved.status == 200, await moved.text()
 
     async def held_again() -> bool:

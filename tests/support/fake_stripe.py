@@ -12,6 +12,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -180,6 +181,16 @@ async def hold(client: Any, headers: dict[str, str], item: str, start: Any, end:
         "service_level": "standard"})
     assert response.status == 201, await response.text()
     return dict(await response.json())
+
+
+async def change_booking(client: Any, headers: dict[str, str], booking: str, **body: Any
+                         ) -> Any:
+    """``POST /api/v1/bookings/{booking}/changes`` with ``body`` (datetimes as ISO text)."""
+    for key in ("start", "end"):
+        if isinstance(body.get(key), datetime):
+            body[key] = body[key].isoformat()
+    return await client.post(f"/api/v1/bookings/{booking}/changes", headers=headers,
+                             json=body)
 
 
 async def pay(client: Any, headers: dict[str, str], booking: str) -> Any:
