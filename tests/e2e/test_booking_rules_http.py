@@ -18,17 +18,14 @@ from tests.support.fake_stripe import (
     CAR,
     booking_status,
     count,
-    deliver,
     hold,
-    intent_event,
     make_item,
-    pay,
+    paid_yacht,
     pay_and_confirm,
     wait_until,
 )
 
 NOW = datetime.fromisoformat("2026-11-01T12:00:00+00:00")
-YACHT = {"name": "Lady Aurora", "category": "yacht", "location": "US-FL", "rate": 500_000}
 DEFAULTS = {
     "change_notice_hours": 72,
     "payment_schedules": {
@@ -144,22 +141,6 @@ async def test_rules_out_of_bounds_are_refused_naming_the_field(client: Any, aut
     assert await _rules(client, auth) == {**DEFAULTS, "version": 0}  # nothing recorded
 
 
-async def _paid_yacht(client: Any, auth: Any, start: datetime
-                      ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
-    yacht = await make_item(client, auth, YACHT)
-    customer = auth("customer", uuid4())
-    booking = await hold(client, customer, yacht, start, start + timedelta(days=2))
-    first = await (await pay(client, customer, booking["id"])).json()
-    await deliver(client, intent_event("payment_intent.succeeded", first["payment_intent"],
-                                       first["amount"], booking["id"]))
-
-    async def confirmed() -> bool:
-        return await booking_status(client, booking["id"]) == "confirmed"
-
-    await wait_until(confirmed)
-    return booking, customer, first
-
-
 async def test_a_schedule_is_planned_by_the_rules_in_force_and_keeps_them_when_they_change(
     client: Any, auth: Any, booking_clock: ManualClock
 ) -> None:
@@ -170,7 +151,7 @@ async def test_a_schedule_is_planned_by_the_rules_in_force_and_keeps_them_when_t
                             {"reminder_days": 3, "alert_after_hours": 24, "grace_days": 2})
     assert collection.status == 200, await collection.text()
     start = NOW + timedelta(days=90)
-    booking, customer, first = await _paid_yacht(client, auth, start)
+    booking, customer, first = await paid_yacht(client, auth, start)
     total = booking["quote"]["total_due"]
     assert first["amount"] == round(total * 0.4)
     due = start - timedelta(days=60)
@@ -195,7 +176,7 @@ async def test_a_schedule_is_planned_by_the_rules_in_force_and_keeps_them_when_t
     assert (await _put(client, auth, "collection",
                        {"reminder_days": 7, "alert_after_hours": 72, "grace_days": 5}
                        )).status == 200
-    later, _, later_first = await _paid_yacht(client, auth, start + timedelta(days=5))
+    later, _, later_first = await paid_yacht(client, auth, start + timedelta(days=5))
     assert later_first["amount"] == later["quote"]["total_due"] // 2 + (
         later["quote"]["total_due"] % 2)
     assert await _instalments(client, booking["id"], customer) == expected

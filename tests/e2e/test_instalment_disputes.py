@@ -18,14 +18,14 @@ from midas.http.keys import DATABASE, SCHEDULER
 from midas.scheduler import ManualClock
 from tests.support.fake_stripe import (
     PAYPAL_RECEIVER,
-    booking_status,
+    YACHT,
     count,
     deliver,
     event,
     hold,
     intent_event,
     make_item,
-    pay,
+    pay_and_confirm,
     payment_state,
     sign,
     wait_until,
@@ -33,7 +33,6 @@ from tests.support.fake_stripe import (
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 START = NOW + timedelta(days=60)
-YACHT = {"name": "Lady Aurora", "category": "yacht", "location": "US-FL", "rate": 500_000}
 
 
 @pytest.fixture
@@ -67,14 +66,7 @@ async def test_stripe_disputes_attach_to_the_instalment_they_concern_with_their_
     yacht = await make_item(client, auth, YACHT)
     customer = auth("customer", uuid4())
     booking = await hold(client, customer, yacht, START, START + timedelta(days=2))
-    first = await (await pay(client, customer, booking["id"])).json()
-    await deliver(client, intent_event("payment_intent.succeeded", first["payment_intent"],
-                                       first["amount"], booking["id"]))
-
-    async def confirmed() -> bool:
-        return await booking_status(client, booking["id"]) == "confirmed"
-
-    await wait_until(confirmed)
+    first = await pay_and_confirm(client, customer, booking)
 
     async def timed() -> bool:
         async with client.server.app[DATABASE].acquire() as conn:

@@ -13,19 +13,19 @@ import pytest
 from midas.http.keys import DATABASE, SCHEDULER
 from midas.scheduler import ManualClock
 from tests.support.fake_stripe import (
+    YACHT,
     booking_status,
     count,
     deliver,
     hold,
     intent_event,
     make_item,
-    pay,
+    paid_yacht,
     payment_state,
     wait_until,
 )
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-YACHT = {"name": "Lady Aurora", "category": "yacht", "location": "US-FL", "rate": 500_000}
 
 
 @pytest.fixture
@@ -58,27 +58,11 @@ async def _run_at(client: Any, clock: ManualClock, instant: datetime) -> None:
     await client.server.app[SCHEDULER].run_due()
 
 
-async def _paid_first(client: Any, auth: Any, start: datetime
-                      ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
-    yacht = await make_item(client, auth, YACHT)
-    customer = auth("customer", uuid4())
-    booking = await hold(client, customer, yacht, start, start + timedelta(days=2))
-    first = await (await pay(client, customer, booking["id"])).json()
-    await deliver(client, intent_event("payment_intent.succeeded", first["payment_intent"],
-                                       first["amount"], booking["id"]))
-
-    async def confirmed() -> bool:
-        return await booking_status(client, booking["id"]) == "confirmed"
-
-    await wait_until(confirmed)
-    return booking, customer, first
-
-
 async def test_a_yacht_60_days_ahead_pays_half_then_defaults_on_an_unpaid_balance(
     client: Any, auth: Any, fake_stripe: Any, booking_clock: ManualClock
 ) -> None:
     start = NOW + timedelta(days=60)
-    booking, customer, first = await _paid_first(client, auth, start)
+    booking, customer, first = await paid_yacht(client, auth, start)
     total = booking["quote"]["total_due"]
     assert first["amount"] == total // 2 + total % 2  # 50 %, half-up
     due = start - timedelta(days=30)
@@ -159,7 +143,7 @@ async def _no_task(client: Any, task: str) -> bool:
 async def test_a_yacht_10_days_ahead_pays_the_total_at_once(
     client: Any, auth: Any, booking_clock: ManualClock
 ) -> None:
-    booking, customer, first = await _paid_first(client, auth, NOW + timedelta(days=10))
+    booking, customer, first = await paid_yacht(client, auth, NOW + timedelta(days=10))
     assert first["amount"] == booking["quote"]["total_due"]
 
     async def one() -> bool:
@@ -187,7 +171,7 @@ async def test_webhooks_for_two_instalments_out_of_order_each_settle_their_own(
     client: Any, auth: Any, fake_stripe: Any, booking_clock: ManualClock
 ) -> None:
     start = NOW + timedelta(days=60)
-    booking, customer, first = await _paid_first(client, auth, start)
+    booking, customer, first = await paid_yacht(client, auth, start)
     balance = booking["quote"]["total_due"] - first["amount"]
     await wait_until(lambda: _task(client, f"instalment_due:{booking['id']}:2"))
     half = balance // 2
@@ -267,7 +251,7 @@ async def test_a_refund_larger_than_the_last_instalment_is_taken_from_each_payme
     client: Any, auth: Any, fake_stripe: Any, booking_clock: ManualClock
 ) -> None:
     start = NOW + timedelta(days=60)
-    booking, _customer, first = await _paid_first(client, auth, start)
+    booking, _customer, first = await paid_yacht(client, auth, start)
     total = booking["quote"]["total_due"]
     await wait_until(lambda: _task(client, f"instalment_due:{booking['id']}:2"))
     await _run_at(client, booking_clock, start - timedelta(days=30))

@@ -22,6 +22,7 @@ from tests.support.fake_stripe import (
     intent_event,
     make_item,
     pay,
+    pay_and_confirm,
     wait_until,
 )
 
@@ -194,14 +195,7 @@ async def test_points_at_a_change_return_if_it_lapses_and_are_spent_when_it_is_p
     customer, headers = await _customer(client, auth, 10_000)
     car = await make_item(client, auth, CAR)
     booking = await hold(client, headers, car, START, START + timedelta(days=2))
-    paid = await (await pay(client, headers, booking["id"])).json()
-    await deliver(client, intent_event("payment_intent.succeeded", paid["payment_intent"],
-                                       paid["amount"], booking["id"]))
-
-    async def confirmed() -> bool:
-        return await booking_status(client, booking["id"]) == "confirmed"
-
-    await wait_until(confirmed)
+    await pay_and_confirm(client, headers, booking)
     path = f"/api/v1/bookings/{booking['id']}/changes"
     longer = {"end": (START + timedelta(days=3)).isoformat(), "apply": True}
     # The new rental is 30,000: points may pay 6,000 of it, and never all the difference.

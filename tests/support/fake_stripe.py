@@ -12,8 +12,9 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from aiohttp import web
 
@@ -166,6 +167,7 @@ class FakeStripe:
 
 JET = {"name": "Gulfstream G650", "category": "jet", "location": "US-FL", "rate": 1_200_000}
 CAR = {"name": "Huracan", "category": "car", "location": "US-CA", "rate": 150_000}
+YACHT = {"name": "Lady Aurora", "category": "yacht", "location": "US-FL", "rate": 500_000}
 
 
 async def make_item(client: Any, auth: Any, body: dict[str, Any] = CAR) -> str:
@@ -230,17 +232,30 @@ async def wait_until(check: Any, timeout: float = 8.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def pay_and_confirm(client: Any, headers: dict[str, str], booking: dict[str, Any]) -> None:
-    """Pay a held booking in full as a client would (a payment intent, then Stripe's
-    success webhook) and wait until the process manager has confirmed it."""
-    intent = (await (await pay(client, headers, booking["id"])).json())["payment_intent"]
-    await deliver(client, intent_event("payment_intent.succeeded", intent,
-                                       booking["quote"]["total_due"], booking["id"]))
+async def pay_and_confirm(client: Any, headers: dict[str, str], booking: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """Pay what a held booking asks first as a client would (a payment intent, then
+    Stripe's success webhook: the whole total, or the first instalment of a schedule) and
+    wait until the process manager has confirmed it. The payment route's answer."""
+    first = dict(await (await pay(client, headers, booking["id"])).json())
+    await deliver(client, intent_event("payment_intent.succeeded", first["payment_intent"],
+                                       first["amount"], booking["id"]))
 
     async def confirmed() -> bool:
         return await booking_status(client, booking["id"]) == "confirmed"
 
     await wait_until(confirmed)
+    return first
+
+
+async def paid_yacht(client: Any, auth: Any, start: datetime
+                     ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A new customer's two-day charter of a new `YACHT` from ``start``, its first payment
+    made and the booking confirmed: (booking, customer's headers, the payment answer)."""
+    yacht = await make_item(client, auth, YACHT)
+    customer = auth("customer", uuid4())
+    booking = await hold(client, customer, yacht, start, start + timedelta(days=2))
+    return booking, customer, await pay_and_confirm(client, customer, booking)
 
 
 async def booking_status(client: Any, booking: str) -> str:
