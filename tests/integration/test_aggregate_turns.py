@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from eventsourcing.domain import Aggregate, event
 
 from midas.eventstore import (
     ConcurrencyConflict,
@@ -14,17 +13,7 @@ from midas.eventstore import (
     Repository,
     retry_on_conflict,
 )
-
-
-class Counter(Aggregate):
-    @event("Opened")
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.count = 0
-
-    @event("Incremented")
-    def increment(self, by: int) -> None:
-        self.count += by
+from tests.support.counter import Counter
 
 
 def repository(store: EventStore, **options: float) -> Repository:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate
 
 from midas.eventstore import (
     AggregateNotFound,
@@ -18,17 +18,7 @@ from midas.eventstore import (
 )
 from midas.eventstore.memory import InMemoryEventStore
 from midas.eventstore.store import CacheStamp
-
-
-class Counter(Aggregate):
-    @event("Opened")
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.count = 0
-
-    @event("Incremented")
-    def increment(self, by: int) -> None:
-        self.count += by
+from tests.support.counter import Counter
 
 
 def repository(store: EventStore, snapshot_every: int = 50) -> Repository:
