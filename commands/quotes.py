@@ -29,7 +29,7 @@ from midas.domain.extras import (
     available,
     hours_of,
     price_line,
-    stay_days,
+    stay_day_count,
 )
 from midas.domain.inventory import Item
 from midas.domain.pricing import Quote, quote, with_extras
@@ -159,8 +159,7 @@ def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list
                  priced: Quote, extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
     """`chosen_extras` for [start, end) of `item`, one line each (422s name
     `body.extras.<n>`)."""
-    zone = ZoneInfo(priced.time_zone)
-    days, hours = len(stay_days(start, end, zone)), hours_of(start, end)
+    days, hours = stay_day_count(start, end, ZoneInfo(priced.time_zone)), hours_of(start, end)
     lines, seen = [], set()
     for n, chosen in enumerate(chosen_extras):
         extra = extras.extras.get(chosen.code)

@@ -241,9 +241,13 @@ def available(extra: dict[str, Any], category: str, location: str) -> bool:
 def stay_days(start: datetime, end: datetime, zone: tzinfo) -> list[date]:
     """The local days of a stay an extra counts: each date from arrival to the day before
     departure (the nights), or the one day of a stay within a day."""
-    first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
-    count = max((last - first).days, 1)
-    return [first + timedelta(days=k) for k in range(count)]
+    first = start.astimezone(zone).date()
+    return [first + timedelta(days=k) for k in range(stay_day_count(start, end, zone))]
+
+
+def stay_day_count(start: datetime, end: datetime, zone: tzinfo) -> int:
+    """How many `stay_days` a stay has (what a per-day extra is priced by)."""
+    return max((end.astimezone(zone).date() - start.astimezone(zone).date()).days, 1)
 
 
 def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
@@ -251,7 +255,7 @@ def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
     basis = PriceBasis(extra["basis"])
     if chosen.quantity < 1:
         raise RuleViolation(f"extra {chosen.code}: the quantity is 1 or more")
-    units = {PriceBasis.PER_DAY: days, PriceBasis.PER_HOUR: hours}.get(basis, 1)
+    units = days if basis is PriceBasis.PER_DAY else hours if basis is PriceBasis.PER_HOUR else 1
     unit_price = extra["price"]
     zones = extra.get("zones")
     if zones:
@@ -270,7 +274,10 @@ def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
 
 
 def hours_of(start: datetime, end: datetime) -> int:
-    return max(math.ceil((end - start) / timedelta(hours=1)), 1)
+    return max(math.ceil((end - start) / _HOUR), 1)
+
+
+_HOUR = timedelta(hours=1)
 
 
 # -- capacity ------------------------------------------------------------------------------

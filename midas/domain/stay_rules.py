@@ -28,8 +28,10 @@ class StayRefused(RuleViolation):
 
 
 def local_dates(start: datetime, end: datetime, zone: tzinfo) -> tuple[date, date]:
-    interval = Interval(start, end)
-    return interval.start.astimezone(zone).date(), interval.end.astimezone(zone).date()
+    """The local dates of arrival and departure (ValueError unless aware, end after start)."""
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        Interval(start, end)  # raises, naming the problem
+    return start.astimezone(zone).date(), end.astimezone(zone).date()
 
 
 def nights(start: datetime, end: datetime, zone: tzinfo) -> int:
@@ -52,15 +54,17 @@ def check_stay(
     zone: tzinfo, season_of: Callable[[date], SeasonKind], now: datetime,
     override_notice: bool = False,
 ) -> None:
-    """Refuse the stay (StayRefused) if a rule forbids it; staff override the notice."""
+    """Refuse the stay (StayRefused) if a rule forbids it; staff override the notice.
+
+    Every quote and hold asks, so the refusal's words are only built for a refusal."""
     if not (rules.minimum_stays or rules.changeovers or rules.horizon is not None
             or (rules.advance_notice and not override_notice)):
         return
     arrival, departure = local_dates(start, end, zone)
     season = season_of(arrival)
-    stay = f"a stay from {arrival.isoformat()} to {departure.isoformat()}"
 
     def refused(rule: str, detail: str, **more: Any) -> StayRefused:
+        stay = f"a stay from {arrival.isoformat()} to {departure.isoformat()}"
         return StayRefused(rule, f"{stay} {detail}", {
             "start": start.isoformat(), "end": end.isoformat(),
             "arrival": arrival.isoformat(), "departure": departure.isoformat(),
@@ -75,9 +79,11 @@ def check_stay(
         latest = (now + rules.horizon).isoformat()
         raise refused("horizon", f"starts beyond the furthest bookable date, {latest}",
                       latest=latest)
-    least = max((rule.nights for rule in rules.minimum_stays
-                 if _applies(rule.category, rule.season, rule.location, category, season,
-                             location)), default=0)
+    least = 0
+    for minimum in rules.minimum_stays:
+        if minimum.nights > least and _applies(minimum.category, minimum.season,
+                                               minimum.location, category, season, location):
+            least = minimum.nights
     count = (departure - arrival).days
     if count < least:
         raise refused("minimum_stay", f"({count} nights) arrives in {season.value} season:"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from midas.domain.extras import (
     extra_record,
     price_line,
     seeded_catalogue,
+    stay_day_count,
     stay_days,
 )
 from midas.domain.pricing import quote, with_extras
@@ -102,3 +104,39 @@ def test_an_extra_priced_by_zone_needs_a_known_zone() -> None:
         _extra("percentage", percentage="10", zones={"city": 1})
     with pytest.raises(RuleViolation):
         _extra("per_booking", zones={"city": -1})
+
+
+def test_a_quote_with_extras_is_a_new_quote_and_the_priced_one_is_unchanged() -> None:
+    priced = quote(START, START + timedelta(days=2), category=Category.CAR,
+                   location_code="AE-DU", rate=100_000, service_level=ServiceLevel.STANDARD,
+                   catalogue=DEFAULT_CATALOGUE)
+    before = priced.to_dict()
+    line = price_line(_extra("per_booking", price=5_000), Chosen("xx"), days=2, hours=48,
+                      rental=priced.rental)
+    q = with_extras(priced, (line,))
+    assert priced.to_dict() == before and priced.extras == ()
+    assert q.extras == (line,) and q.lines == priced.lines and q.rental == priced.rental
+    with pytest.raises(AttributeError):
+        q.tax = 0  # type: ignore[misc]  (frozen, like the quote it came from)
+
+
+def test_an_amended_quote_refuses_a_field_it_does_not_have() -> None:
+    priced = quote(START, START + timedelta(days=1), category=Category.CAR,
+                   location_code="AE-DU", rate=100_000, service_level=ServiceLevel.STANDARD,
+                   catalogue=DEFAULT_CATALOGUE)
+    with pytest.raises(TypeError, match="'taxes'"):
+        priced.amended(taxes=1)
+    assert priced.amended(tax=7).tax == 7 and priced.tax != 7
+
+
+@pytest.mark.parametrize("start, end, days", [
+    (START, START + timedelta(hours=1), 1),  # within a day: that day
+    (START, START + timedelta(days=1), 1),
+    (START, START + timedelta(days=1, hours=9), 1),  # 23:00 local the next day
+    (START, START + timedelta(days=1, hours=10), 2),  # 00:00 local the day after
+    (START, START + timedelta(days=7), 7),
+])
+def test_the_day_count_is_the_count_of_the_stay_days(start: datetime, end: datetime,
+                                                    days: int) -> None:
+    zone = ZoneInfo("Asia/Dubai")  # UTC+4: START is 14:00 local
+    assert stay_day_count(start, end, zone) == len(stay_days(start, end, zone)) == days

@@ -41,6 +41,18 @@ def test_nights_are_local_dates_from_arrival_to_departure() -> None:
                   datetime(2026, 12, 21, 1, tzinfo=UTC), DUBAI) == 1
 
 
+@pytest.mark.parametrize("start, end", [
+    (datetime(2026, 12, 20, 10), datetime(2026, 12, 21, 10, tzinfo=UTC)),  # naive start
+    (datetime(2026, 12, 20, 10, tzinfo=UTC), datetime(2026, 12, 21, 10)),  # naive end
+    (datetime(2026, 12, 20, 10, tzinfo=UTC), datetime(2026, 12, 20, 10, tzinfo=UTC)),
+    (datetime(2026, 12, 20, 10, tzinfo=UTC), datetime(2026, 12, 20, 9, tzinfo=UTC)),
+])
+def test_nights_refuse_naive_instants_and_an_end_not_after_the_start(
+        start: datetime, end: datetime) -> None:
+    with pytest.raises(ValueError):
+        nights(start, end, DUBAI)
+
+
 @pytest.mark.parametrize("stay_nights, rate", [
     (0, "0"), (6, "0"), (7, "0.1"), (27, "0.1"), (28, "0.2"), (365, "0.2")])
 def test_the_tier_with_the_most_nights_reached_applies(stay_nights: int, rate: str) -> None:
