@@ -6,7 +6,8 @@
    `Item.Reserved` + `Booking.Held`.
 2. Quote latency, once the read models have taken in the holds: the same `--clients`
    ask, one after another, for the price of a day on their items (`POST /api/v1/quotes`,
-   the pricing a hold does, nothing recorded), for `--seconds`: quotes/s and p50 / p99.
+   the pricing a hold does, nothing recorded), for `--seconds`: quotes/s, p50 / p99 and
+   the CPU each process spends per quote.
 3. Availability search latency at a fixed `--rate` (200 req/s) for `--seconds`: p50 / p99
    of `GET /api/v1/availability` over the items created above (with their bookings).
 4. Applied changes per second: the same `--clients` each hold one booking, then change it
@@ -420,7 +421,9 @@ async def run(args: argparse.Namespace) -> str:
             # would otherwise share the service's core with it, more after bigger holds.
             await _caught_up(session, base)
             load = _wrk_holds if args.load == "wrk" else partial(_python_holds, session)
+            before = cpu.sample(processes)
             quotes = await load(base, customer, items, args, path=QUOTES)
+            quote_cpu_s = cpu.spent(before, cpu.sample(processes))
             search_ms, errors = await _search_load(session, base, args.rate, args.seconds)
             changes = None
             if not args.no_changes:
@@ -469,6 +472,9 @@ async def run(args: argparse.Namespace) -> str:
         f" {os.cpu_count() * max(holds.done, 1) / max(sum(cpu_s.values()), 1e-9):.0f} holds/s) |",
         f"| quotes/s, {args.clients} clients | {quotes.done / args.seconds:.0f}"
         f" ({quotes.refused} refused); p50 / p99 ms {quotes.p50_ms:.1f} / {quotes.p99_ms:.1f} |",
+        f"| CPU ms per quote: {' / '.join(quote_cpu_s)} | "
+        + " / ".join(f"{seconds * 1000 / max(quotes.done, 1):.3f}"
+                     for seconds in quote_cpu_s.values()) + " |",
         *([f"| machine reference, the issue's handlers under the same wrk load:"
             f" bare JSON / one INSERT | {reference.json_rps:,.0f} / {reference.insert_rps:,.0f}"
             " req/s (the issue measured about 25,000 / 4,000) |"] if reference else []),
