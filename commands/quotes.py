@@ -25,6 +25,7 @@ from midas.domain.extras import (
     Chosen,
     ExtraLine,
     ExtrasCatalogue,
+    PriceBasis,
     UnknownZone,
     available,
     hours_of,
@@ -159,7 +160,7 @@ def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list
                  priced: Quote, extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
     """`chosen_extras` for [start, end) of `item`, one line each (422s name
     `body.extras.<n>`)."""
-    days, hours = stay_day_count(start, end, ZoneInfo(priced.time_zone)), hours_of(start, end)
+    days = hours = 0  # counted once, when an extra is priced by them
     lines, seen = [], set()
     for n, chosen in enumerate(chosen_extras):
         extra = extras.extras.get(chosen.code)
@@ -171,6 +172,10 @@ def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list
                           errors=[{"field": f"body.extras.{n}.code", "message": why,
                                    "type": "unknown_extra"}])
         seen.add(chosen.code)
+        if extra["basis"] == PriceBasis.PER_DAY and not days:
+            days = stay_day_count(start, end, ZoneInfo(priced.time_zone))
+        elif extra["basis"] == PriceBasis.PER_HOUR and not hours:
+            hours = hours_of(start, end)
         try:
             lines.append(price_line(extra, Chosen(chosen.code, chosen.quantity, chosen.zone),
                                     days=days, hours=hours, rental=priced.rental))

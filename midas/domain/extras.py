@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -52,6 +52,12 @@ class TaxRule(StrEnum):
     TAXED = "taxed"  # like the rental, at the location's rate
     EXEMPT = "exempt"
     PASS_THROUGH = "pass_through"  # collected for the customer's account: not revenue
+
+
+# The catalogue's records hold the values (checked when recorded); pricing looks them up
+# here, a dict lookup where calling the enum costs ten times more.
+_BASES = {basis.value: basis for basis in PriceBasis}
+_TAX_RULES = {rule.value: rule for rule in TaxRule}
 
 
 class UnknownExtra(DomainError):
@@ -204,8 +210,10 @@ class Chosen:
     zone: str | None = None  # for an extra priced by zone (delivery to an address)
 
 
-@dataclass(frozen=True)
-class ExtraLine:
+class ExtraLine(NamedTuple):
+    """One extra of a quote, priced. A named tuple, not a frozen dataclass: every quote and
+    hold with extras makes one per extra, and a tuple is made in a quarter of the time."""
+
     code: str
     name: str
     basis: PriceBasis
@@ -222,7 +230,9 @@ class ExtraLine:
                 "tax": self.tax.value, "unit_price": self.unit_price,
                 "percentage": None if self.percentage is None else str(self.percentage),
                 "units": self.units, "quantity": self.quantity, "amount": self.amount}
-        return data if self.zone is None else {**data, "zone": self.zone}
+        if self.zone is not None:
+            data["zone"] = self.zone
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtraLine:
@@ -252,7 +262,7 @@ def stay_day_count(start: datetime, end: datetime, zone: tzinfo) -> int:
 
 def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
                rental: int) -> ExtraLine:
-    basis = PriceBasis(extra["basis"])
+    basis = _BASES[extra["basis"]]
     if chosen.quantity < 1:
         raise RuleViolation(f"extra {chosen.code}: the quantity is 1 or more")
     units = days if basis is PriceBasis.PER_DAY else hours if basis is PriceBasis.PER_HOUR else 1
@@ -268,7 +278,7 @@ def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
         amount = int(share) * chosen.quantity
     else:
         amount = unit_price * units * chosen.quantity
-    return ExtraLine(chosen.code, extra["name"], basis, TaxRule(extra["tax"]), unit_price,
+    return ExtraLine(chosen.code, extra["name"], basis, _TAX_RULES[extra["tax"]], unit_price,
                      percentage, units, chosen.quantity, amount,
                      chosen.zone if zones else None)
 
