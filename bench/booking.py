@@ -57,6 +57,10 @@ HORIZON_DAYS = 36_500
 START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
 EXTRAS = [{"code": "airport_transfer"}, {"code": "delivery", "zone": "city"},
           {"code": "child_seat"}]
+# The third extra of `EXTRAS` (the others are seeded) and the cars' discount tiers.
+CHILD_SEAT = {"code": "child_seat", "name": "Child seat", "categories": ["car"],
+              "basis": "per_day", "price": 2_500}
+CAR_DISCOUNTS = [{"min_nights": 7, "percentage": "10"}]
 STAY_RULES = {"minimum_stays": [{"category": "car", "season": "peak", "nights": 1}],
               "changeovers": [{"category": "yacht", "season": "high", "weekday": "saturday"}],
               "advance_notice_hours": 24, "horizon_days": 3660}
@@ -112,11 +116,8 @@ async def _extras_setup(session: aiohttp.ClientSession, base: str,
     """Stay rules, discounts and the third extra of `EXTRAS` (the others are seeded)."""
     for method, path, body in (
             ("PUT", "/api/v1/pricing/stay-rules", STAY_RULES),
-            ("PUT", "/api/v1/pricing/duration-discounts/car",
-             {"tiers": [{"min_nights": 7, "percentage": "10"}]}),
-            ("POST", "/api/v1/extras", {"code": "child_seat", "name": "Child seat",
-                                        "categories": ["car"], "basis": "per_day",
-                                        "price": 2_500})):
+            ("PUT", "/api/v1/pricing/duration-discounts/car", {"tiers": CAR_DISCOUNTS}),
+            ("POST", "/api/v1/extras", CHILD_SEAT)):
         async with session.request(method, f"{base}{path}", json=body,
                                    headers=admin) as response:
             if response.status not in (200, 201):

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bench.booking import EXTRAS, RESULTS, START, STAY_RULES
+from bench.booking import CAR_DISCOUNTS, CHILD_SEAT, EXTRAS, RESULTS, START, STAY_RULES
 from commands.quotes import Stay, check_rules, extra_lines, price
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category
 from midas.domain.extras import ExtrasCatalogue, seeded_catalogue
@@ -35,15 +35,13 @@ from midas.domain.pricing_policy import PricingPolicy
 from midas.eventstore.codec import encode
 
 REPEATS = 25
-CHILD_SEAT = {"code": "child_seat", "name": "Child seat", "categories": ["car"],
-              "basis": "per_day", "price": 2_500}  # bench/booking adds it; the rest are seeded
 
 
 def _policies() -> tuple[Catalogue, ExtrasCatalogue]:
     """The catalogue and extras of bench/booking's `--extras` runs."""
     policy = PricingPolicy.start()
     policy.set_stay_rules(STAY_RULES)
-    policy.set_duration_discounts("car", [{"min_nights": 7, "percentage": "10"}])
+    policy.set_duration_discounts("car", CAR_DISCOUNTS)
     extras = seeded_catalogue()
     extras.add(CHILD_SEAT)
     return policy.catalogue(), extras

@@ -283,11 +283,11 @@ def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
                      chosen.zone if zones else None)
 
 
+_HOUR = timedelta(hours=1)
+
+
 def hours_of(start: datetime, end: datetime) -> int:
     return max(math.ceil((end - start) / _HOUR), 1)
-
-
-_HOUR = timedelta(hours=1)
 
 
 # -- capacity ------------------------------------------------------------------------------
