@@ -207,7 +207,10 @@ class EventStore:
         # seen committing after it: the next batch is planned against it, in one round trip.
         self._head: tuple[int, bytes | None] | None = None
         self._foreign_commits = 0
-        self._touched: dict[str, int] = {}  # stream prefix -> foreign commit count then
+        # A stream's prefix (its first 32 bits, the 8 hex digits a commit announces) ->
+        # the foreign commit count then. Keyed by the number: `stream_id.int >> 96` costs
+        # a tenth of `str(stream_id)[:8]`, and every cached read asks.
+        self._touched: dict[int, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class EventStore:
             stamp is not None
             and stamp.epoch == self._epoch
             and self.notifier.connected.is_set()
-            and self._touched.get(str(stream_id)[:8], 0) <= stamp.foreign_commits
+            and self._touched.get(stream_id.int >> 96, 0) <= stamp.foreign_commits
         )
 
     def _on_commit_seen(self, payload: str | None) -> None:
@@ -261,9 +264,14 @@ class EventStore:
         if not streams or streams == "*":  # an import, or too many streams to list
             self._forget_all()
             return
+        try:
+            prefixes = [int(prefix, 16) for prefix in streams.split()]
+        except ValueError:  # not an announcement this store makes: assume the worst
+            self._forget_all()
+            return
         self._foreign_commits += 1
         self._head = None
-        for prefix in streams.split():
+        for prefix in prefixes:
             self._touched[prefix] = self._foreign_commits
         if len(self._touched) > TOUCHED_STREAMS:
             self._forget_all()
