@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,15 +21,13 @@ from midas.domain.catalogue import (
     Weekday,
 )
 from midas.domain.extras import (
-    Chosen,
+    PER_HOUR,
     ExtraLine,
     ExtrasCatalogue,
-    PriceBasis,
     UnknownZone,
     available,
     hours_of,
     price_line,
-    stay_day_count,
 )
 from midas.domain.inventory import Item
 from midas.domain.pricing import Quote, quote, with_extras
@@ -159,26 +156,26 @@ def extra_lines(item: Item, stay: Stay, priced: Quote,
 def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list[ExtraIn],
                  priced: Quote, extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
     """`chosen_extras` for [start, end) of `item`, one line each (422s name
-    `body.extras.<n>`)."""
-    days = hours = 0  # counted once, when an extra is priced by them
-    lines, seen = [], set()
+    `body.extras.<n>`); `priced` is the stay's quote, without extras."""
+    days, hours = priced.extra_days, 0  # hours counted once, when an extra needs them
+    offered, category, location = extras.extras, item.category, item.location
+    lines: list[ExtraLine] = []
+    seen: set[str] = set()
     for n, chosen in enumerate(chosen_extras):
-        extra = extras.extras.get(chosen.code)
-        if extra is None or not available(extra, item.category, item.location) \
-                or chosen.code in seen:
-            why = ("chosen twice" if chosen.code in seen else "not offered for this item"
+        code = chosen.code
+        extra = offered.get(code)
+        if extra is None or not available(extra, category, location) or code in seen:
+            why = ("chosen twice" if code in seen else "not offered for this item"
                    if extra is not None else "unknown extra")
-            raise Problem(422, f"extra {chosen.code!r}: {why}", title="Invalid request",
+            raise Problem(422, f"extra {code!r}: {why}", title="Invalid request",
                           errors=[{"field": f"body.extras.{n}.code", "message": why,
                                    "type": "unknown_extra"}])
-        seen.add(chosen.code)
-        if extra["basis"] == PriceBasis.PER_DAY and not days:
-            days = stay_day_count(start, end, ZoneInfo(priced.time_zone))
-        elif extra["basis"] == PriceBasis.PER_HOUR and not hours:
+        seen.add(code)
+        if not hours and extra["basis"] == PER_HOUR:
             hours = hours_of(start, end)
         try:
-            lines.append(price_line(extra, Chosen(chosen.code, chosen.quantity, chosen.zone),
-                                    days=days, hours=hours, rental=priced.rental))
+            lines.append(price_line(extra, chosen, days=days, hours=hours,
+                                    rental=priced.rental))
         except UnknownZone as exc:
             raise Problem(422, str(exc), title="Invalid request", errors=[
                 {"field": f"body.extras.{n}.zone", "message": str(exc),

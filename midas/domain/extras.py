@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -58,6 +58,10 @@ class TaxRule(StrEnum):
 # here, a dict lookup where calling the enum costs ten times more.
 _BASES = {basis.value: basis for basis in PriceBasis}
 _TAX_RULES = {rule.value: rule for rule in TaxRule}
+# The members pricing compares with, read once: reading a member off its class costs
+# about 65 ns on Python 3.11 (a module global, 10), and every extra line reads several.
+PER_DAY, PER_HOUR, PERCENTAGE = PriceBasis.PER_DAY, PriceBasis.PER_HOUR, PriceBasis.PERCENTAGE
+TAXED, PASS_THROUGH = TaxRule.TAXED, TaxRule.PASS_THROUGH
 
 
 class UnknownExtra(DomainError):
@@ -203,6 +207,17 @@ def seeded_catalogue() -> ExtrasCatalogue:
 # -- choosing and pricing ------------------------------------------------------------------
 
 
+class ExtraChoice(Protocol):
+    """An extra as chosen: `Chosen`, or a command's body as it is (no copy to make)."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def zone(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Chosen:
     code: str
@@ -226,8 +241,9 @@ class ExtraLine(NamedTuple):
     zone: str | None = None  # the zone chosen, for an extra priced by zone
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"code": self.code, "name": self.name, "basis": self.basis.value,
-                "tax": self.tax.value, "unit_price": self.unit_price,
+        # str() of a StrEnum member is its value, at a quarter of the cost of `.value`.
+        data = {"code": self.code, "name": self.name, "basis": str(self.basis),
+                "tax": str(self.tax), "unit_price": self.unit_price,
                 "percentage": None if self.percentage is None else str(self.percentage),
                 "units": self.units, "quantity": self.quantity, "amount": self.amount}
         if self.zone is not None:
@@ -260,27 +276,31 @@ def stay_day_count(start: datetime, end: datetime, zone: tzinfo) -> int:
     return max((end.astimezone(zone).date() - start.astimezone(zone).date()).days, 1)
 
 
-def price_line(extra: dict[str, Any], chosen: Chosen, *, days: int, hours: int,
+def price_line(extra: dict[str, Any], chosen: ExtraChoice, *, days: int, hours: int,
                rental: int) -> ExtraLine:
     basis = _BASES[extra["basis"]]
-    if chosen.quantity < 1:
-        raise RuleViolation(f"extra {chosen.code}: the quantity is 1 or more")
-    units = days if basis is PriceBasis.PER_DAY else hours if basis is PriceBasis.PER_HOUR else 1
-    unit_price = extra["price"]
+    code, quantity = chosen.code, chosen.quantity
+    if quantity < 1:
+        raise RuleViolation(f"extra {code}: the quantity is 1 or more")
+    units = days if basis is PER_DAY else hours if basis is PER_HOUR else 1
     zones = extra.get("zones")
     if zones:
-        if chosen.zone not in zones:
-            raise UnknownZone(chosen.code, chosen.zone, sorted(zones))
-        unit_price = zones[chosen.zone]
-    percentage = None if extra["percentage"] is None else Decimal(extra["percentage"])
-    if basis is PriceBasis.PERCENTAGE:
-        share = (rental * (percentage or Decimal(0)) / 100).quantize(Decimal(1), ROUND_HALF_UP)
-        amount = int(share) * chosen.quantity
+        zone = chosen.zone
+        if zone not in zones:
+            raise UnknownZone(code, zone, sorted(zones))
+        unit_price = zones[zone]
     else:
-        amount = unit_price * units * chosen.quantity
-    return ExtraLine(chosen.code, extra["name"], basis, _TAX_RULES[extra["tax"]], unit_price,
-                     percentage, units, chosen.quantity, amount,
-                     chosen.zone if zones else None)
+        zone, unit_price = None, extra["price"]
+    percentage = extra["percentage"]
+    if percentage is not None:
+        percentage = Decimal(percentage)
+    if basis is PERCENTAGE:
+        share = (rental * (percentage or Decimal(0)) / 100).quantize(Decimal(1), ROUND_HALF_UP)
+        amount = int(share) * quantity
+    else:
+        amount = unit_price * units * quantity
+    return ExtraLine(code, extra["name"], basis, _TAX_RULES[extra["tax"]], unit_price,
+                     percentage, units, quantity, amount, zone)
 
 
 _HOUR = timedelta(hours=1)

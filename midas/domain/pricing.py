@@ -34,7 +34,7 @@ from midas.domain.catalogue import (
     SeasonKind,
     ServiceLevel,
 )
-from midas.domain.extras import ExtraLine, TaxRule
+from midas.domain.extras import PASS_THROUGH, TAXED, ExtraLine
 from midas.domain.stay_rules import discount_rate, nights
 
 
@@ -158,14 +158,20 @@ class Quote:
     def billable_units(self) -> int:
         return len(self.lines)
 
+    @property
+    def extra_days(self) -> int:
+        """The days a per-day extra counts: the nights, or the one day of a stay within a
+        day (`extras.stay_days`, without listing them)."""
+        return max(self.nights, 1)
+
     def amended(self, **changes: Any) -> Quote:
         """A copy with `changes` to some fields. `dataclasses.replace` would walk every
         field and run `__init__` again (8 µs, on every quote and hold with extras); a quote
         checks nothing on creation, so copying its fields and setting the changed ones is
         the same. An unknown field name is a TypeError, as with `replace`."""
-        unknown = changes.keys() - _QUOTE_FIELDS
-        if unknown:
-            raise TypeError(f"Quote has no field {sorted(unknown)[0]!r}")
+        if not _QUOTE_FIELDS.issuperset(changes):
+            unknown = sorted(changes.keys() - _QUOTE_FIELDS)[0]
+            raise TypeError(f"Quote has no field {unknown!r}")
         copy = object.__new__(Quote)
         copy.__dict__.update(self.__dict__, **changes)
         return copy
@@ -340,12 +346,13 @@ def with_extras(priced: Quote, lines: tuple[ExtraLine, ...]) -> Quote:
         return priced
     taxed = revenue = passing = 0
     for line in lines:
-        if line.tax is TaxRule.PASS_THROUGH:
-            passing += line.amount
+        tax_rule, amount = line.tax, line.amount
+        if tax_rule is PASS_THROUGH:
+            passing += amount
         else:
-            revenue += line.amount
-            if line.tax is TaxRule.TAXED:
-                taxed += line.amount
+            revenue += amount
+            if tax_rule is TAXED:
+                taxed += amount
     tax = round_half_up((priced.rental + priced.insurance + taxed) * priced.tax_rate)
     return priced.amended(extras=lines, extras_total=revenue, pass_through=passing, tax=tax,
                           total_due=priced.rental + priced.insurance + revenue + passing + tax)

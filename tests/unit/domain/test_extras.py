@@ -140,3 +140,7 @@ def test_the_day_count_is_the_count_of_the_stay_days(start: datetime, end: datet
                                                     days: int) -> None:
     zone = ZoneInfo("Asia/Dubai")  # UTC+4: START is 14:00 local
     assert stay_day_count(start, end, zone) == len(stay_days(start, end, zone)) == days
+    # What a per-day extra is priced by: the days its capacity ledger takes.
+    priced = quote(start, end, category=Category.CAR, location_code="AE-DU", rate=100_000,
+                   service_level=ServiceLevel.STANDARD, catalogue=DEFAULT_CATALOGUE)
+    assert priced.extra_days == days
