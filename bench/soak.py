@@ -402,7 +402,6 @@ def main() -> None:
                         help="leave the service's clock alone: the items' future grows")
     parser.add_argument("--keep", action="store_true", help="keep the schema at the end")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
-    parser.set_defaults(extras=False)  # bench/booking's load without extras
     args = parser.parse_args()
     if args.compare:
         print(compare(args.compare))

@@ -1,0 +1,44 @@
+"""bench/quote_extras reports each mode's medians and what it adds to the plain quote,
+round by round."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from bench.quote_extras import MODES, report
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    return {cells[0]: cells[1:] for cells in (
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines() if line.startswith("| ") and "---" not in line)}
+
+
+def test_the_report_gives_medians_and_the_round_by_round_difference() -> None:
+    args = argparse.Namespace(rules=True, rounds=3, seconds=5, clients=32, items=200)
+    measured = {
+        "no extras": [(4_000, 7.0, 200.0), (3_000, 9.0, 300.0), (4_200, 6.0, 190.0)],
+        "one extra": [(3_600, 8.0, 220.0), (2_900, 9.5, 330.0), (3_700, 7.0, 209.0)],
+        "three extras": [(3_400, 9.0, 240.0), (2_500, 11.0, 390.0), (3_500, 8.0, 228.0)],
+    }
+    text = report(args, measured)
+    rows = _rows(text)
+    assert set(rows) == {"quotes", *MODES}
+    assert rows["no extras"] == ["4,000", "7.00", "200.0", "+0.0 (+0.0 %)"]
+    # Added round by round (+20, +30, +19): the median +20 µs, +10 % of its round's 200;
+    # the medians of each column apart (3,600 quotes/s, 220 µs) would not say it.
+    assert rows["one extra"] == ["3,600", "8.00", "220.0", "+20.0 (+10.0 %)"]
+    # +40, +90, +38: the median +40 (+20 % of 200); the shares 20, 30 and 20 %.
+    assert rows["three extras"] == ["3,400", "9.00", "240.0", "+40.0 (+20.0 %)"]
+    assert re.search(r"`python -m bench\.quote_extras --rules` \(3 rounds of 5 s", text)
+    assert "rules and discounts set" in text
+
+
+def test_the_report_says_when_the_rules_are_unset() -> None:
+    args = argparse.Namespace(rules=False, rounds=1, seconds=2, clients=8, items=10)
+    measured = {mode: [(1_000, 1.0, 100.0)] for mode in MODES}
+    text = report(args, measured)
+    assert "`python -m bench.quote_extras` (1 rounds" in text
+    assert "rules and discounts unset" in text
+    assert _rows(text)["three extras"][-1] == "+0.0 (+0.0 %)"
