@@ -521,6 +521,8 @@ def main() -> None:
                         help="skip the applied-changes measurement")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
+    if args.items < args.clients:
+        parser.error("--items must be at least --clients: each client books its own share")
     report = asyncio.run(run(args))
     print(report)
     if args.record:
