@@ -38,6 +38,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import orjson
 
+from bench.results import RESULTS
 from midas.config import ROOT
 from midas.eventstore.chain import verify_chain
 from midas.eventstore.database import Database
@@ -45,7 +46,6 @@ from midas.eventstore.migrate import migrate
 from midas.eventstore.store import EventStore, NewEvent, StreamAppend
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_HEADER = """\
 # Benchmark results
 

@@ -28,18 +28,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from bench.results import publish
 from midas.config import ROOT
 from midas.eventstore import codec
 from midas.eventstore.database import Database
 from midas.eventstore.migrate import migrate
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 GOAL_VERIFY = 100_000
 CHUNK = 50_000
 
@@ -196,10 +195,7 @@ def main() -> None:
 
     results, version = asyncio.run(go())
     text = report(results, version)
-    print(text)
-    if args.record:
-        with RESULTS.open("a") as out:
-            out.write("\n" + text)
+    publish(text, record=args.record)
 
 
 if __name__ == "__main__":

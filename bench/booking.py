@@ -39,7 +39,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import NamedTuple
 from uuid import UUID, uuid4
 
@@ -47,12 +46,12 @@ import aiohttp
 import asyncpg
 
 from bench import cpu
+from bench.results import publish
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 LOADS = {"wrk": "wrk (a thread per core)", "python": "a separate Python process (aiohttp)"}
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HORIZON_DAYS = 36_500
 START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
 EXTRAS = [{"code": "airport_transfer"}, {"code": "delivery", "zone": "city"},
@@ -524,10 +523,7 @@ def main() -> None:
     if args.items < args.clients:
         parser.error("--items must be at least --clients: each client books its own share")
     report = asyncio.run(run(args))
-    print(report)
-    if args.record:
-        with RESULTS.open("a") as results:
-            results.write("\n" + report)
+    publish(report, record=args.record)
 
 
 if __name__ == "__main__":

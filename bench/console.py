@@ -34,7 +34,8 @@ from uuid import UUID, uuid4
 import aiohttp
 import asyncpg
 
-from bench.projections import EVENTS_PER_BOOKING, RESULTS, drop, generate_history
+from bench.projections import EVENTS_PER_BOOKING, drop, generate_history
+from bench.results import publish
 from midas.domain.item_events import ITEM_MAINTENANCE_SCHEDULED, ITEM_REGISTERED
 from midas.eventstore import NewEvent, StreamAppend
 
@@ -300,10 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| its API read alone, `GET /api/v1/fleet/timeline` | {_summary(r['api_timeline'])}"
         " | |", "",
     ]
-    print("\n".join(lines))
-    if args.record:
-        with RESULTS.open("a") as out:
-            out.write("\n" + "\n".join(lines))
+    publish("\n".join(lines), record=args.record)
 
 
 if __name__ == "__main__":

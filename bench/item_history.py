@@ -32,13 +32,13 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from bench.booking import DEFAULT_DSN
+from bench.results import publish
 from commands.bookings import HoldBooking, hold_booking
 from commands.inventory import RegisterItem, register_item
 from midas.domain.registry import AGGREGATES
 from midas.eventstore import Database, EventStore, EventTypes, Repository
 from midas.eventstore.migrate import migrate
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 NOW = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
 DAY = timedelta(days=1)
@@ -154,10 +154,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     report = asyncio.run(run(args))
-    print(report)
-    if args.record:
-        with RESULTS.open("a") as results:
-            results.write("\n" + report)
+    publish(report, record=args.record)
 
 
 if __name__ == "__main__":

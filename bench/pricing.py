@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from bench.booking import CAR_DISCOUNTS, CHILD_SEAT, EXTRAS, RESULTS, START, STAY_RULES
+from bench.booking import CAR_DISCOUNTS, CHILD_SEAT, EXTRAS, START, STAY_RULES
+from bench.results import publish
 from commands.quotes import Stay, check_rules, extra_lines, price
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category
 from midas.domain.extras import ExtrasCatalogue, seeded_catalogue
@@ -119,10 +120,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     report = run(args.number)
-    print(report)
-    if args.record:
-        with RESULTS.open("a") as results:
-            results.write("\n" + report)
+    publish(report, record=args.record)
 
 
 if __name__ == "__main__":

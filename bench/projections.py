@@ -23,10 +23,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from bench.results import publish
 from midas.domain.account_events import ACCOUNT_REGISTERED
 from midas.domain.booking_events import (
     BOOKING_CANCELLED,
@@ -192,7 +192,6 @@ def _booking(rnd: random.Random, item: UUID, category: str, location: str, zone:
 # -- the benchmark ------------------------------------------------------------------------
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 GOAL_RATE, GOAL_P99_MS = 20_000, 50.0
 EVENTS_PER_BOOKING = 5.95  # measured on the generator's mix (Held .. Refunded, Requested)
 
@@ -345,10 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         *(f"| {name} | {sec:.1f} | {r['events'] / sec:,.0f} | {r['handled'][name] / sec:,.0f} |"
           for name, sec in r["times"].items()), "",
     ]
-    print("\n".join(lines))
-    if args.record:
-        with RESULTS.open("a") as out:
-            out.write("\n" + "\n".join(lines))
+    publish("\n".join(lines), record=args.record)
 
 
 if __name__ == "__main__":

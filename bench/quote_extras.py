@@ -35,7 +35,6 @@ from bench.booking import (
     DEFAULT_DSN,
     EXTRAS,
     QUOTES,
-    RESULTS,
     _extras_setup,
     _items,
     _sign_in_rows,
@@ -43,6 +42,7 @@ from bench.booking import (
     _wrk_holds,
     service_env,
 )
+from bench.results import publish
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 
@@ -146,10 +146,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    print(result)
-    if args.record:
-        with RESULTS.open("a") as results:
-            results.write("\n" + result)
+    publish(result, record=args.record)
 
 
 if __name__ == "__main__":

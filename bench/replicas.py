@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -35,11 +34,11 @@ import aiohttp
 import asyncpg
 
 from bench import cpu
+from bench.results import publish
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 from tests.support.pg_cluster import StreamingPair, free_port, start_pair
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(
     days=3)
 LOCATIONS = ("US-CA", "US-NY", "AE-DU", "US-FL")
@@ -248,10 +247,7 @@ def main() -> None:
     args.load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     rounds = asyncio.run(run(args))
     text = report(rounds, args)
-    print(text)
-    if args.record:
-        with RESULTS.open("a") as handle:
-            handle.write("\n" + text)
+    publish(text, record=args.record)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,6 @@ from bench import cpu
 from bench.booking import (
     DEFAULT_DSN,
     HORIZON_DAYS,
-    RESULTS,
     START,
     _items,
     _percentile,
@@ -67,6 +66,7 @@ from bench.booking import (
     _wait_ready,
     _wrk_holds,
 )
+from bench.results import publish
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 
@@ -407,10 +407,7 @@ def main() -> None:
         print(compare(args.compare))
         return
     _, report = asyncio.run(run(args))
-    print(report)
-    if args.record:
-        with RESULTS.open("a") as results:
-            results.write("\n" + report)
+    publish(report, record=args.record)
 
 
 if __name__ == "__main__":
