@@ -19,18 +19,19 @@ def test_the_report_gives_medians_and_the_round_by_round_difference() -> None:
     args = argparse.Namespace(rules=True, rounds=3, seconds=5, clients=32, items=200)
     measured = {
         "no extras": [(4_000, 7.0, 200.0), (3_000, 9.0, 300.0), (4_200, 6.0, 190.0)],
-        "one extra": [(3_600, 8.0, 220.0), (2_900, 9.5, 330.0), (3_700, 7.0, 209.0)],
-        "three extras": [(3_400, 9.0, 240.0), (2_500, 11.0, 390.0), (3_500, 8.0, 228.0)],
+        "one extra": [(3_600, 8.0, 260.0), (2_900, 9.5, 310.0), (3_700, 7.0, 205.0)],
+        "three extras": [(3_400, 9.0, 215.0), (2_500, 11.0, 380.0), (3_500, 8.0, 300.0)],
     }
     text = report(args, measured)
     rows = _rows(text)
     assert set(rows) == {"quotes", *MODES}
     assert rows["no extras"] == ["4,000", "7.00", "200.0", "+0.0 (+0.0 %)"]
-    # Added round by round (+20, +30, +19): the median +20 µs, +10 % of its round's 200;
-    # the medians of each column apart (3,600 quotes/s, 220 µs) would not say it.
-    assert rows["one extra"] == ["3,600", "8.00", "220.0", "+20.0 (+10.0 %)"]
-    # +40, +90, +38: the median +40 (+20 % of 200); the shares 20, 30 and 20 %.
-    assert rows["three extras"] == ["3,400", "9.00", "240.0", "+40.0 (+20.0 %)"]
+    # Added round by round: +60, +10, +15, so +15 µs, where the medians of the columns
+    # apart (260 - 200) would say +60; the shares 30, 3.3 and 7.9 %: 7.9 %.
+    assert rows["one extra"] == ["3,600", "8.00", "260.0", "+15.0 (+7.9 %)"]
+    # +15, +80, +110: +80 (the columns apart: 300 - 200 = +100); the shares 7.5, 26.7
+    # and 57.9 %: 26.7 %.
+    assert rows["three extras"] == ["3,400", "9.00", "300.0", "+80.0 (+26.7 %)"]
     assert re.search(r"`python -m bench\.quote_extras --rules` \(3 rounds of 5 s", text)
     assert "rules and discounts set" in text
 
