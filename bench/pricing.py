@@ -29,7 +29,7 @@ from bench.booking import CAR_DISCOUNTS, CHILD_SEAT, EXTRAS, START, STAY_RULES
 from bench.results import publish
 from commands.quotes import Stay, check_rules, extra_lines, price
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Catalogue, Category
-from midas.domain.extras import ExtrasCatalogue, seeded_catalogue
+from midas.domain.extras import NO_EXTRAS, ExtrasCatalogue, seeded_catalogue
 from midas.domain.inventory import Item
 from midas.domain.pricing import Quote, with_extras
 from midas.domain.pricing_policy import PricingPolicy
@@ -52,14 +52,13 @@ def _steps(body: bytes, item: Item, catalogue: Catalogue, extras: ExtrasCatalogu
            now: datetime) -> dict[str, Callable[[], Any]]:
     stay = Stay.model_validate_json(body)
     priced = price(item, stay.start, stay.end, stay.service_level, catalogue)
-    lines = extra_lines(item, stay, priced, extras) if stay.extras else ()
+    lines = extra_lines(item, stay, priced, extras) if stay.extras else NO_EXTRAS
     final: Quote = with_extras(priced, lines)
     event = {"item_id": str(item.id), "customer_id": str(item.id), "quote": final.to_dict(),
              "policy_version": 3, "held_at": now.isoformat()}
     steps: dict[str, Callable[[], Any]] = {
         "body parsed and validated": lambda: Stay.model_validate_json(body),
-        "stay rules checked": lambda: check_rules(item, stay.start, stay.end, catalogue, now,
-                                                  staff=False),
+        "stay rules checked": lambda: check_rules(priced, catalogue, now, staff=False),
         "item priced": lambda: price(item, stay.start, stay.end, stay.service_level,
                                      catalogue),
     }

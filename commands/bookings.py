@@ -106,8 +106,8 @@ async def hold_booking(
         item = await load_item(repo, cmd.item_id, exclusive=True)
         catalogue, version = await current_policy(repo)
         now = clock()
-        check_rules(item, cmd.start, cmd.end, catalogue, now, staff=staff)
         priced = price(item, cmd.start, cmd.end, cmd.service_level, catalogue)
+        check_rules(priced, catalogue, now, staff=staff)
         ledgers: list[ExtraCapacity] = []
         limited: list[str] = []  # the chosen extras with a capacity
         if cmd.extras:

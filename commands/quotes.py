@@ -20,15 +20,7 @@ from midas.domain.catalogue import (
     UnknownLocation,
     Weekday,
 )
-from midas.domain.extras import (
-    PER_HOUR,
-    ExtraLine,
-    ExtrasCatalogue,
-    UnknownZone,
-    available,
-    hours_of,
-    price_line,
-)
+from midas.domain.extras import ChoiceRefused, ExtrasCatalogue, PricedExtras, price_choices
 from midas.domain.inventory import Item
 from midas.domain.pricing import Quote, quote, with_extras
 from midas.domain.pricing_policy import POLICY_ID, PricingPolicy, parse_discounts
@@ -147,52 +139,37 @@ def price(item: Item, start: datetime, end: datetime, level: ServiceLevel,
 
 
 def extra_lines(item: Item, stay: Stay, priced: Quote,
-                extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
+                extras: ExtrasCatalogue) -> PricedExtras:
     """The stay's extras priced line by line; an extra unknown, or not offered for this
     item's category and location, is a 422 naming it."""
     return price_extras(item, stay.start, stay.end, stay.extras, priced, extras)
 
 
 def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list[ExtraIn],
-                 priced: Quote, extras: ExtrasCatalogue) -> tuple[ExtraLine, ...]:
+                 priced: Quote, extras: ExtrasCatalogue) -> PricedExtras:
     """`chosen_extras` for [start, end) of `item`, one line each (422s name
     `body.extras.<n>`); `priced` is the stay's quote, without extras."""
-    days, hours = priced.extra_days, 0  # hours counted once, when an extra needs them
-    offered, category, location = extras.extras, item.category, item.location
-    lines: list[ExtraLine] = []
-    seen: set[str] = set()
-    for n, chosen in enumerate(chosen_extras):
-        code = chosen.code
-        extra = offered.get(code)
-        if extra is None or not available(extra, category, location) or code in seen:
-            why = ("chosen twice" if code in seen else "not offered for this item"
-                   if extra is not None else "unknown extra")
-            raise Problem(422, f"extra {code!r}: {why}", title="Invalid request",
-                          errors=[{"field": f"body.extras.{n}.code", "message": why,
-                                   "type": "unknown_extra"}])
-        seen.add(code)
-        if not hours and extra["basis"] == PER_HOUR:
-            hours = hours_of(start, end)
-        try:
-            lines.append(price_line(extra, chosen, days=days, hours=hours,
-                                    rental=priced.rental))
-        except UnknownZone as exc:
-            raise Problem(422, str(exc), title="Invalid request", errors=[
-                {"field": f"body.extras.{n}.zone", "message": str(exc),
-                 "type": "unknown_zone"}]) from None
-    return tuple(lines)
-
-
-def check_rules(item: Item, start: datetime, end: datetime, catalogue: Catalogue,
-                now: datetime, *, staff: bool) -> None:
-    """Refuse a stay the stay rules forbid: a 422 naming the rule and the dates (staff
-    override the advance notice)."""
-    place = catalogue.location(item.location)
     try:
-        check_stay(catalogue.stay_rules, category=Category(item.category),
-                   location=place.code, start=start, end=end, zone=place.zone,
-                   season_of=lambda day: catalogue.season_kind(place.code, day), now=now,
-                   override_notice=staff)
+        return price_choices(extras.extras, chosen_extras, category=item.category,
+                             location=item.location, days=priced.extra_days,
+                             span=end - start, rental=priced.rental)
+    except ChoiceRefused as exc:
+        code = chosen_extras[exc.index].code
+        detail = f"extra {code!r}: {exc.reason}" if exc.field == "code" else exc.reason
+        raise Problem(422, detail, title="Invalid request", errors=[
+            {"field": f"body.extras.{exc.index}.{exc.field}", "message": exc.reason,
+             "type": exc.kind}]) from None
+
+
+def check_rules(priced: Quote, catalogue: Catalogue, now: datetime, *, staff: bool) -> None:
+    """Refuse the stay of `priced` if the stay rules forbid it: a 422 naming the rule and
+    the dates (staff override the advance notice)."""
+    first = priced.lines[0]  # every quote has a unit: the arrival's date and season
+    try:
+        check_stay(catalogue.stay_rules, category=priced.category,
+                   location=priced.location_code, start=priced.start, end=priced.end,
+                   arrival=first.local_date, nights=priced.nights, season=first.season,
+                   now=now, override_notice=staff)
     except StayRefused as exc:
         field = "body.end" if exc.rule == "minimum_stay" else "body.start"
         raise Problem(422, str(exc), title="Refused by a stay rule", rule=exc.rule,
@@ -217,8 +194,8 @@ async def quote_stay(
 ) -> tuple[Quote, int]:
     item = await load_item(repo, stay.item_id)
     catalogue, version = await current_policy(repo)
-    check_rules(item, stay.start, stay.end, catalogue, now, staff=staff)
     priced = price(item, stay.start, stay.end, stay.service_level, catalogue)
+    check_rules(priced, catalogue, now, staff=staff)
     if stay.extras:
         priced = with_extras(priced, extra_lines(item, stay, priced,
                                                  await current_extras(repo)))

@@ -14,8 +14,8 @@ the booking but is neither revenue nor taxed.
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
@@ -70,13 +70,6 @@ class UnknownExtra(DomainError):
     def __init__(self, code: str) -> None:
         super().__init__(f"no extra {code!r}")
         self.code = code
-
-
-class UnknownZone(RuleViolation):
-    def __init__(self, code: str, zone: str | None, zones: list[str]) -> None:
-        super().__init__(f"extra {code} is priced by zone: choose one of {', '.join(zones)}"
-                         + (f" (not {zone!r})" if zone else ""))
-        self.code, self.zone = code, zone
 
 
 class ExtraExists(DomainError):
@@ -264,6 +257,90 @@ def available(extra: dict[str, Any], category: str, location: str) -> bool:
             and (extra["locations"] is None or location in extra["locations"]))
 
 
+class ChoiceRefused(RuleViolation):
+    """The `index`th extra chosen cannot be priced: `field` ("code" or "zone") says which
+    of its fields, `kind` why (``unknown_extra``, ``unknown_zone``)."""
+
+    def __init__(self, index: int, field: str, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.index, self.field, self.kind, self.reason = index, field, kind, reason
+
+
+class PricedExtras(NamedTuple):
+    """A stay's extras, one line each, and their sums by tax rule (what a quote adds)."""
+
+    lines: tuple[ExtraLine, ...]
+    revenue: int  # taxed and exempt lines: the booking's revenue beside the rental
+    taxed: int  # of it, what the location's tax rate applies to
+    pass_through: int  # collected for the customer's account (the APA): not revenue
+
+
+NO_EXTRAS = PricedExtras((), 0, 0, 0)
+
+
+def price_choices(offered: dict[str, dict[str, Any]], chosen: Iterable[ExtraChoice], *,
+                  category: str, location: str, days: int, span: timedelta,
+                  rental: int) -> PricedExtras:
+    """The chosen extras of a stay of an item of `category` at `location`, priced from the
+    catalogue's records (`offered`): `days` is what a per-day extra counts (the quote's
+    `extra_days`), `span` the stay's length (a per-hour extra counts its hours, begun hours
+    in full), `rental` what a percentage is of (rounded half up). ChoiceRefused names the
+    first extra unknown, not offered there, chosen twice or without a known zone.
+
+    One loop prices, checks and sums: every quote and hold with extras runs it, and a
+    function call per line or a second pass over the lines costs more than the pricing."""
+    lines: list[ExtraLine] = []
+    seen: set[str] = set()
+    revenue = taxed = passing = 0
+    for index, choice in enumerate(chosen):
+        code, quantity = choice.code, choice.quantity
+        extra = offered.get(code)
+        if extra is None or code in seen or not available(extra, category, location):
+            why = ("unknown extra" if extra is None else "chosen twice" if code in seen
+                   else "not offered for this item")
+            raise ChoiceRefused(index, "code", "unknown_extra", why)
+        if quantity < 1:
+            raise ChoiceRefused(index, "quantity", "value_error", "the quantity is 1 or more")
+        seen.add(code)
+        basis = _BASES[extra["basis"]]
+        zones = extra.get("zones")
+        if zones:
+            zone = choice.zone
+            if zone not in zones:
+                raise ChoiceRefused(index, "zone", "unknown_zone", _zone_refusal(code, zone,
+                                                                                 zones))
+            unit_price = zones[zone]
+        else:
+            zone, unit_price = None, extra["price"]
+        percentage = extra["percentage"]
+        if basis is PERCENTAGE:
+            percentage = Decimal(percentage)
+            units = 1
+            amount = int((rental * percentage / 100).quantize(_ONE, ROUND_HALF_UP)) * quantity
+        else:
+            units = (days if basis is PER_DAY
+                     else max(-(-span // _HOUR), 1) if basis is PER_HOUR else 1)
+            amount = unit_price * units * quantity
+        tax = _TAX_RULES[extra["tax"]]
+        lines.append(ExtraLine(code, extra["name"], basis, tax, unit_price, percentage, units,
+                               quantity, amount, zone))
+        if tax is PASS_THROUGH:
+            passing += amount
+        else:
+            revenue += amount
+            if tax is TAXED:
+                taxed += amount
+    return PricedExtras(tuple(lines), revenue, taxed, passing)
+
+
+_ONE, _HOUR = Decimal(1), timedelta(hours=1)
+
+
+def _zone_refusal(code: str, zone: str | None, zones: dict[str, int]) -> str:
+    return (f"extra {code} is priced by zone: choose one of {', '.join(sorted(zones))}"
+            + (f" (not {zone!r})" if zone else ""))
+
+
 def stay_days(start: datetime, end: datetime, zone: tzinfo) -> list[date]:
     """The local days of a stay an extra counts: each date from arrival to the day before
     departure (the nights), or the one day of a stay within a day."""
@@ -274,40 +351,6 @@ def stay_days(start: datetime, end: datetime, zone: tzinfo) -> list[date]:
 def stay_day_count(start: datetime, end: datetime, zone: tzinfo) -> int:
     """How many `stay_days` a stay has (what a per-day extra is priced by)."""
     return max((end.astimezone(zone).date() - start.astimezone(zone).date()).days, 1)
-
-
-def price_line(extra: dict[str, Any], chosen: ExtraChoice, *, days: int, hours: int,
-               rental: int) -> ExtraLine:
-    basis = _BASES[extra["basis"]]
-    code, quantity = chosen.code, chosen.quantity
-    if quantity < 1:
-        raise RuleViolation(f"extra {code}: the quantity is 1 or more")
-    units = days if basis is PER_DAY else hours if basis is PER_HOUR else 1
-    zones = extra.get("zones")
-    if zones:
-        zone = chosen.zone
-        if zone not in zones:
-            raise UnknownZone(code, zone, sorted(zones))
-        unit_price = zones[zone]
-    else:
-        zone, unit_price = None, extra["price"]
-    percentage = extra["percentage"]
-    if percentage is not None:
-        percentage = Decimal(percentage)
-    if basis is PERCENTAGE:
-        share = (rental * (percentage or Decimal(0)) / 100).quantize(Decimal(1), ROUND_HALF_UP)
-        amount = int(share) * quantity
-    else:
-        amount = unit_price * units * quantity
-    return ExtraLine(code, extra["name"], basis, _TAX_RULES[extra["tax"]], unit_price,
-                     percentage, units, quantity, amount, zone)
-
-
-_HOUR = timedelta(hours=1)
-
-
-def hours_of(start: datetime, end: datetime) -> int:
-    return max(math.ceil((end - start) / _HOUR), 1)
 
 
 # -- capacity ------------------------------------------------------------------------------

@@ -34,13 +34,18 @@ from midas.domain.catalogue import (
     SeasonKind,
     ServiceLevel,
 )
-from midas.domain.extras import PASS_THROUGH, TAXED, ExtraLine
+from midas.domain.extras import ExtraLine, PricedExtras
 from midas.domain.stay_rules import discount_rate, nights
 
 
 def round_half_up(amount: Decimal) -> int:
     """Round an amount of minor units to a whole one, halves away from zero."""
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    # A constant and positional arguments: a quote rounds every unit line and four totals,
+    # and building Decimal(1) and passing `rounding=` by name each time doubled the cost.
+    return int(amount.quantize(_ONE, ROUND_HALF_UP))
+
+
+_ONE = Decimal(1)
 
 
 def effective_service_level(
@@ -169,11 +174,14 @@ class Quote:
         field and run `__init__` again (8 µs, on every quote and hold with extras); a quote
         checks nothing on creation, so copying its fields and setting the changed ones is
         the same. An unknown field name is a TypeError, as with `replace`."""
-        if not _QUOTE_FIELDS.issuperset(changes):
+        copy = object.__new__(Quote)
+        state = copy.__dict__
+        state.update(self.__dict__)
+        fields_count = len(state)
+        state.update(changes)
+        if len(state) != fields_count:  # a name that is not a field was added
             unknown = sorted(changes.keys() - _QUOTE_FIELDS)[0]
             raise TypeError(f"Quote has no field {unknown!r}")
-        copy = object.__new__(Quote)
-        copy.__dict__.update(self.__dict__, **changes)
         return copy
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,22 +345,15 @@ def _ceil_units(span: timedelta, unit: RateUnit) -> int:
     return -(-span // unit.length)
 
 
-def with_extras(priced: Quote, lines: tuple[ExtraLine, ...]) -> Quote:
+def with_extras(priced: Quote, extras: PricedExtras) -> Quote:
     """`priced` with its extras, each its own line. Taxed extras join the rental and
     insurance in the tax line (one rounding); exempt ones are revenue without tax;
     pass-through money (the APA) is neither revenue nor taxed. Total due = rental +
     insurance + extras + pass-through + tax."""
-    if not lines:
+    if not extras.lines:
         return priced
-    taxed = revenue = passing = 0
-    for line in lines:
-        tax_rule, amount = line.tax, line.amount
-        if tax_rule is PASS_THROUGH:
-            passing += amount
-        else:
-            revenue += amount
-            if tax_rule is TAXED:
-                taxed += amount
-    tax = round_half_up((priced.rental + priced.insurance + taxed) * priced.tax_rate)
-    return priced.amended(extras=lines, extras_total=revenue, pass_through=passing, tax=tax,
-                          total_due=priced.rental + priced.insurance + revenue + passing + tax)
+    tax = round_half_up((priced.rental + priced.insurance + extras.taxed) * priced.tax_rate)
+    return priced.amended(extras=extras.lines, extras_total=extras.revenue,
+                          pass_through=extras.pass_through, tax=tax,
+                          total_due=priced.rental + priced.insurance + extras.revenue
+                          + extras.pass_through + tax)

@@ -8,7 +8,6 @@ rule, the stay's dates and what the rule asks, so the customer can choose other 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -51,17 +50,19 @@ def discount_rate(tiers: tuple[DurationDiscount, ...], stay_nights: int) -> Deci
 
 def check_stay(
     rules: StayRules, *, category: Category, location: str, start: datetime, end: datetime,
-    zone: tzinfo, season_of: Callable[[date], SeasonKind], now: datetime,
+    arrival: date, nights: int, season: SeasonKind, now: datetime,
     override_notice: bool = False,
 ) -> None:
     """Refuse the stay (StayRefused) if a rule forbids it; staff override the notice.
+    `arrival` is the local date of `start`, `nights` the local dates to departure and
+    `season` the arrival's: what the stay's quote has already worked out (its first line's
+    date and season, its nights), so they are not converted again.
 
     Every quote and hold asks, so the refusal's words are only built for a refusal."""
     if not (rules.minimum_stays or rules.changeovers or rules.horizon is not None
             or (rules.advance_notice and not override_notice)):
         return
-    arrival, departure = local_dates(start, end, zone)
-    season = season_of(arrival)
+    departure = arrival + timedelta(days=nights)
 
     def refused(rule: str, detail: str, **more: Any) -> StayRefused:
         stay = f"a stay from {arrival.isoformat()} to {departure.isoformat()}"
@@ -84,7 +85,7 @@ def check_stay(
         if minimum.nights > least and _applies(minimum.category, minimum.season,
                                                minimum.location, category, season, location):
             least = minimum.nights
-    count = (departure - arrival).days
+    count = nights
     if count < least:
         raise refused("minimum_stay", f"({count} nights) arrives in {season.value} season:"
                       f" a {category.value} at {location} is booked for at least {least}"

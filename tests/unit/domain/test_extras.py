@@ -11,11 +11,14 @@ import pytest
 from midas.domain.catalogue import DEFAULT_CATALOGUE, Category, ServiceLevel
 from midas.domain.errors import RuleViolation
 from midas.domain.extras import (
+    NO_EXTRAS,
+    ChoiceRefused,
     Chosen,
     ExtraCapacity,
     ExtraFull,
+    PricedExtras,
     extra_record,
-    price_line,
+    price_choices,
     seeded_catalogue,
     stay_day_count,
     stay_days,
@@ -25,39 +28,92 @@ from midas.domain.pricing import quote, with_extras
 START = datetime(2027, 2, 1, 10, tzinfo=UTC)
 
 
-def _extra(basis: str, **kw: object) -> dict[str, object]:
-    return extra_record({"code": "xx", "name": "X", "categories": ["car"], "basis": basis,
+def _extra(basis: str, code: str = "xx", **kw: object) -> dict[str, object]:
+    return extra_record({"code": code, "name": "X", "categories": ["car"], "basis": basis,
                          **kw})
+
+
+def _priced(records: list[dict[str, object]], chosen: list[Chosen], *, days: int = 1,
+            span: timedelta = timedelta(days=1), rental: int = 0) -> PricedExtras:
+    return price_choices({str(r["code"]): r for r in records}, chosen, category="car",
+                         location="AE-DU", days=days, span=span, rental=rental)
 
 
 @pytest.mark.parametrize("basis, kw, quantity, amount", [
     ("per_booking", {"price": 500}, 2, 1_000),
     ("per_day", {"price": 500}, 1, 1_500),  # 3 days
-    ("per_hour", {"price": 10}, 1, 730),  # 73 hours
+    ("per_hour", {"price": 10}, 1, 730),  # 72 h 30 min: 73 begun hours
     ("per_person", {"price": 250}, 4, 1_000),
     ("percentage", {"percentage": "30"}, 1, 3_334),  # 30 % of 11,113 = 3,333.9
+    ("percentage", {"percentage": "30"}, 2, 6_668),  # rounded once per person, then times 2
 ])
 def test_price_bases(basis: str, kw: dict[str, object], quantity: int, amount: int) -> None:
-    line = price_line(_extra(basis, **kw), Chosen("xx", quantity), days=3, hours=73,
-                      rental=11_113)
-    assert line.amount == amount
+    priced = _priced([_extra(basis, **kw)], [Chosen("xx", quantity)], days=3,
+                     span=timedelta(hours=72, minutes=30), rental=11_113)
+    assert [line.amount for line in priced.lines] == [amount]
+
+
+@pytest.mark.parametrize("span, hours", [
+    (timedelta(0), 1), (timedelta(minutes=1), 1), (timedelta(hours=1), 1),
+    (timedelta(hours=1, seconds=1), 2), (timedelta(hours=48), 48)])
+def test_a_per_hour_extra_counts_begun_hours_and_at_least_one(span: timedelta,
+                                                              hours: int) -> None:
+    priced = _priced([_extra("per_hour", price=10)], [Chosen("xx")], span=span)
+    assert (priced.lines[0].units, priced.lines[0].amount) == (hours, 10 * hours)
+
+
+def test_the_sums_split_taxed_exempt_and_pass_through() -> None:
+    priced = _priced([_extra("per_day", "aa", price=10_000),
+                      _extra("per_booking", "bb", price=5_000, tax="exempt"),
+                      _extra("percentage", "cc", percentage="10", tax="pass_through")],
+                     [Chosen("aa"), Chosen("bb"), Chosen("cc")], days=2, rental=250_000)
+    assert [line.code for line in priced.lines] == ["aa", "bb", "cc"]
+    assert (priced.revenue, priced.taxed, priced.pass_through) == (25_000, 20_000, 25_000)
+    assert _priced([], []) == NO_EXTRAS
+
+
+@pytest.mark.parametrize("chosen, index, field, kind", [
+    ([Chosen("zz")], 0, "code", "unknown_extra"),
+    ([Chosen("xx"), Chosen("yacht_only")], 1, "code", "unknown_extra"),  # not for cars
+    ([Chosen("xx"), Chosen("gone")], 1, "code", "unknown_extra"),  # withdrawn
+    ([Chosen("xx"), Chosen("xx")], 1, "code", "unknown_extra"),  # chosen twice
+    ([Chosen("xx", 0)], 0, "quantity", "value_error"),
+    ([Chosen("xx"), Chosen("zoned")], 1, "zone", "unknown_zone"),
+    ([Chosen("zoned", 1, "moon")], 0, "zone", "unknown_zone"),
+])
+def test_a_choice_that_cannot_be_priced_is_named(chosen: list[Chosen], index: int, field: str,
+                                                 kind: str) -> None:
+    records = [_extra("per_booking", price=1), _extra("per_booking", "zoned", zones={"city": 1}),
+               {**_extra("per_booking", "yacht_only", price=1), "categories": ["yacht"]},
+               {**_extra("per_booking", "gone", price=1), "active": False}]
+    with pytest.raises(ChoiceRefused) as refused:
+        _priced(records, chosen)
+    assert (refused.value.index, refused.value.field, refused.value.kind) == (index, field,
+                                                                             kind)
+
+
+def test_an_extra_offered_in_some_locations_only() -> None:
+    record = _extra("per_booking", price=1, locations=["FR-NI"])
+    with pytest.raises(ChoiceRefused):
+        _priced([record], [Chosen("xx")])  # the helper's stays are at AE-DU
+    assert price_choices({"xx": record}, [Chosen("xx")], category="car", location="FR-NI",
+                         days=1, span=timedelta(days=1), rental=0).lines[0].amount == 1
 
 
 def test_a_quote_taxes_only_taxed_extras_and_keeps_pass_through_apart() -> None:
     priced = quote(START, START + timedelta(days=2), category=Category.CAR,
                    location_code="AE-DU", rate=100_000, service_level=ServiceLevel.STANDARD,
                    catalogue=DEFAULT_CATALOGUE)
-    lines = tuple(price_line(_extra(b, tax=t, **kw), Chosen("xx"), days=2, hours=48,
-                             rental=priced.rental)
-                  for b, t, kw in (("per_day", "taxed", {"price": 10_000}),
-                                   ("per_booking", "exempt", {"price": 5_000}),
-                                   ("percentage", "pass_through", {"percentage": "10"})))
-    q = with_extras(priced, lines)
+    extras = _priced([_extra("per_day", "aa", price=10_000),
+                      _extra("per_booking", "bb", price=5_000, tax="exempt"),
+                      _extra("percentage", "cc", percentage="10", tax="pass_through")],
+                     [Chosen("aa"), Chosen("bb"), Chosen("cc")], days=2, rental=priced.rental)
+    q = with_extras(priced, extras)
     assert (priced.rental, priced.insurance) == (250_000, 25_000)  # 2 high-season days
     assert (q.extras_total, q.pass_through) == (25_000, 25_000)
     assert q.tax == 14_750  # 5 % of 250,000 + 25,000 + 20,000 taxed: not the exempt 5,000
     assert q.total_due == 250_000 + 25_000 + 25_000 + 25_000 + 14_750
-    assert with_extras(priced, ()) == priced
+    assert with_extras(priced, NO_EXTRAS) == priced
 
 
 def test_days_of_a_stay_are_its_nights_or_its_one_day() -> None:
@@ -92,14 +148,12 @@ def test_the_seed_and_invalid_extras() -> None:
 
 
 def test_an_extra_priced_by_zone_needs_a_known_zone() -> None:
-    from midas.domain.extras import UnknownZone
-
     zoned = _extra("per_booking", zones={"city": 20_000, "region": 45_000})
-    line = price_line(zoned, Chosen("xx", 1, "region"), days=1, hours=24, rental=0)
-    assert (line.unit_price, line.amount) == (45_000, 45_000)
+    line = _priced([zoned], [Chosen("xx", 1, "region")]).lines[0]
+    assert (line.unit_price, line.amount, line.zone) == (45_000, 45_000, "region")
     for zone in (None, "moon"):
-        with pytest.raises(UnknownZone):
-            price_line(zoned, Chosen("xx", 1, zone), days=1, hours=24, rental=0)
+        with pytest.raises(ChoiceRefused, match="choose one of city, region"):
+            _priced([zoned], [Chosen("xx", 1, zone)])
     with pytest.raises(RuleViolation):
         _extra("percentage", percentage="10", zones={"city": 1})
     with pytest.raises(RuleViolation):
@@ -111,9 +165,10 @@ def test_a_quote_with_extras_is_a_new_quote_and_the_priced_one_is_unchanged() ->
                    location_code="AE-DU", rate=100_000, service_level=ServiceLevel.STANDARD,
                    catalogue=DEFAULT_CATALOGUE)
     before = priced.to_dict()
-    line = price_line(_extra("per_booking", price=5_000), Chosen("xx"), days=2, hours=48,
-                      rental=priced.rental)
-    q = with_extras(priced, (line,))
+    extras = _priced([_extra("per_booking", price=5_000)], [Chosen("xx")], days=2,
+                     rental=priced.rental)
+    (line,) = extras.lines
+    q = with_extras(priced, extras)
     assert priced.to_dict() == before and priced.extras == ()
     assert q.extras == (line,) and q.lines == priced.lines and q.rental == priced.rental
     with pytest.raises(AttributeError):

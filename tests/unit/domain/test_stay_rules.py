@@ -78,8 +78,10 @@ def test_the_discount_comes_after_seasons_and_before_the_service_level() -> None
 
 def _check(rules: StayRules, start: datetime, end: datetime, *, category: Category =
            Category.PROPERTY, staff: bool = False) -> None:
-    check_stay(rules, category=category, location="AE-DU", start=start, end=end, zone=DUBAI,
-               season_of=lambda day: DEFAULT_CATALOGUE.season_kind("AE-DU", day), now=NOW,
+    arrival = start.astimezone(DUBAI).date()
+    check_stay(rules, category=category, location="AE-DU", start=start, end=end,
+               arrival=arrival, nights=nights(start, end, DUBAI),
+               season=DEFAULT_CATALOGUE.season_kind("AE-DU", arrival), now=NOW,
                override_notice=staff)
 
 
