@@ -43,6 +43,11 @@ def test_plain_values_are_accepted(value: Any) -> None:
     ({1: "a"}, "$", "non-string key of type int"),
     ({"at": {1, 2}}, "$.at", "set is not plain event data"),
     ([0, b"bytes"], "$[1]", "bytes is not plain event data"),
+    # deep in containers of each kind, after plain values of every kind
+    ({"a": [None, True, "x", 1, (1, 2.5)]}, "$.a[4][1]", "float is not plain event data"),
+    ({"a": [{"ok": 1}, {"b": {1: 2}}]}, "$.a[1].b", "non-string key of type int"),
+    ([[["fine", "x\x00"]]], "$[0][0][1]", "NUL (U+0000) in a string"),
+    ({"a": {"b": {"c": [BIGINT_MIN - 1]}}}, "$.a.b.c[0]", "integer beyond the 64-bit range"),
 ], ids=repr)
 def test_what_the_log_cannot_hold_is_refused_where_it_is(value: Any, path: str,
                                                            reason: str) -> None:
