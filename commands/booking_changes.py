@@ -37,7 +37,7 @@ from commands.deposits import release_deposit
 from commands.extras import Ledgers
 from commands.payment_store import payment_of, reference_statement
 from commands.points import points_value
-from commands.quotes import ExtraIn, load_item, price, price_extras
+from commands.quotes import ExtraIn, load_item, price
 from midas.domain.accounts import Account
 from midas.domain.booking_rules import PointsPayment
 from midas.domain.bookings import Booking
@@ -47,7 +47,7 @@ from midas.domain.extras import ExtraFull, ExtrasCatalogue, stay_days
 from midas.domain.inventory import Item, Unavailable
 from midas.domain.lifecycle import BookingState
 from midas.domain.payments import Payment, payment_id
-from midas.domain.pricing import effective_service_level, with_extras
+from midas.domain.pricing import Quote, effective_service_level
 from midas.domain.refunds import refund_amount, refund_percentage
 from midas.eventstore import AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
@@ -184,13 +184,13 @@ async def propose(repo: Repository, clock: Clock, booking_id: UUID,
         reasons.append("a change is awaiting its payment")
     item = await load_item(repo, item_id, "body.item_id", exclusive=exclusive)
     catalogue, _ = await current_policy(repo)
-    quote = price(item, start, end, level, catalogue)
     chosen = _current_extras(booking) if cmd.extras is None else cmd.extras
     ledgers = extras = full = None
     if chosen or booking.quote.get("extras"):
         extras = await current_extras(repo)
-        quote = with_extras(quote, _priced_extras(item, start, end, chosen, quote, extras,
-                                                  kept=cmd.extras is None))
+    quote = _priced(item, start, end, level, catalogue, chosen, extras,
+                    kept=cmd.extras is None)
+    if extras is not None:
         ledgers = Ledgers(repo, exclusive=exclusive)
         days = stay_days(start, end, ZoneInfo(quote.time_zone))
         full = await ledgers.first_full(extras, item.location, days,
@@ -225,13 +225,14 @@ def _current_extras(booking: Booking) -> list[ExtraIn]:
             for line in booking.quote.get("extras", [])]
 
 
-def _priced_extras(item: Item, start: datetime, end: datetime, chosen: list[ExtraIn],
-                   quote: Any, extras: ExtrasCatalogue, *, kept: bool) -> Any:
-    """The extras' lines for the new terms; an extra the booking keeps that the new item
-    is not offered with is a 422 asking for the extras to keep."""
+def _priced(item: Item, start: datetime, end: datetime, level: ServiceLevel,
+            catalogue: Catalogue, chosen: list[ExtraIn], extras: ExtrasCatalogue | None, *,
+            kept: bool) -> Quote:
+    """The new terms priced with their extras; an extra the booking keeps that the new
+    item is not offered with is a 422 asking for the extras to keep."""
     try:
-        return price_extras(item, start, end, chosen, quote, extras)
-    except Problem as exc:
+        return price(item, start, end, level, catalogue, chosen, extras)
+    except Problem as exc:  # price's only refusal: an extra it cannot price
         if not kept:
             raise
         raise Problem(422, f"the booking's extras do not all go with this change"

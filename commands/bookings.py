@@ -25,7 +25,6 @@ from commands.quotes import (
     QuoteView,
     Stay,
     check_rules,
-    extra_lines,
     load_item,
     price,
 )
@@ -41,7 +40,7 @@ from midas.domain.extras import (
 from midas.domain.inventory import Item, Unavailable
 from midas.domain.lifecycle import BookingState, InvalidTransition
 from midas.domain.payments import Payment, payment_id
-from midas.domain.pricing import effective_service_level, with_extras
+from midas.domain.pricing import effective_service_level
 from midas.domain.refunds import CancellationReason
 from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
 from midas.http.api import Api
@@ -106,13 +105,13 @@ async def hold_booking(
         item = await load_item(repo, cmd.item_id, exclusive=True)
         catalogue, version = await current_policy(repo)
         now = clock()
-        priced = price(item, cmd.start, cmd.end, cmd.service_level, catalogue)
+        extras = await current_extras(repo) if cmd.extras else None
+        priced = price(item, cmd.start, cmd.end, cmd.service_level, catalogue, cmd.extras,
+                       extras)
         check_rules(priced, catalogue, now, staff=staff)
         ledgers: list[ExtraCapacity] = []
         limited: list[str] = []  # the chosen extras with a capacity
-        if cmd.extras:
-            extras = await current_extras(repo)
-            priced = with_extras(priced, extra_lines(item, cmd, priced, extras))
+        if extras is not None:
             limited = [e.code for e in cmd.extras
                        if extras.extras[e.code]["capacity"] is not None]
         booking = Booking.hold(
@@ -121,7 +120,7 @@ async def hold_booking(
             policy_version=version, at=now, hold_expiry=catalogue.hold_expiry,
         )
         item.reserve(booking.id, cmd.start, cmd.end, now)
-        if limited:  # their ledgers, in the same append
+        if extras is not None and limited:  # their ledgers, in the same append
             ledgers = await take_capacity(repo, extras, booking.id, item.location,
                                            stay_days(cmd.start, cmd.end,
                                                      ZoneInfo(priced.time_zone)),

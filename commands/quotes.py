@@ -20,9 +20,9 @@ from midas.domain.catalogue import (
     UnknownLocation,
     Weekday,
 )
-from midas.domain.extras import ChoiceRefused, ExtrasCatalogue, PricedExtras, price_choices
+from midas.domain.extras import ChoiceRefused, ExtrasCatalogue
 from midas.domain.inventory import Item
-from midas.domain.pricing import Quote, quote, with_extras
+from midas.domain.pricing import Quote, quote
 from midas.domain.pricing_policy import POLICY_ID, PricingPolicy, parse_discounts
 from midas.domain.stay_rules import StayRefused, check_stay
 from midas.eventstore import AggregateNotFound, AppendResult, Repository, retry_on_conflict
@@ -125,36 +125,23 @@ class ExchangeRateResult(CommandResult):
 
 
 def price(item: Item, start: datetime, end: datetime, level: ServiceLevel,
-          catalogue: Catalogue) -> Quote:
+          catalogue: Catalogue, chosen: list[ExtraIn] | None = None,
+          extras: ExtrasCatalogue | None = None) -> Quote:
     """The quote of `item` with its own rate, unit, minimum, currency and duration
-    discounts (its category's when it has none of its own)."""
+    discounts (its category's when it has none of its own), and the `chosen` extras priced
+    from `extras`: one the catalogue cannot price is a 422 naming `body.extras.<n>`."""
     own = getattr(item, "duration_discounts", None)
-    return quote(
-        start, end,
-        category=Category(item.category), location_code=item.location, rate=item.rate,
-        service_level=level, catalogue=catalogue, rate_unit=RateUnit(item.rate_unit),
-        minimum=timedelta(minutes=item.minimum_minutes), currency=item.currency,
-        duration_discounts=None if own is None else parse_discounts(own),
-    )
-
-
-def extra_lines(item: Item, stay: Stay, priced: Quote,
-                extras: ExtrasCatalogue) -> PricedExtras:
-    """The stay's extras priced line by line; an extra unknown, or not offered for this
-    item's category and location, is a 422 naming it."""
-    return price_extras(item, stay.start, stay.end, stay.extras, priced, extras)
-
-
-def price_extras(item: Item, start: datetime, end: datetime, chosen_extras: list[ExtraIn],
-                 priced: Quote, extras: ExtrasCatalogue) -> PricedExtras:
-    """`chosen_extras` for [start, end) of `item`, one line each (422s name
-    `body.extras.<n>`); `priced` is the stay's quote, without extras."""
     try:
-        return price_choices(extras.extras, chosen_extras, category=item.category,
-                             location=item.location, days=priced.extra_days,
-                             span=end - start, rental=priced.rental)
+        return quote(
+            start, end,
+            category=Category(item.category), location_code=item.location, rate=item.rate,
+            service_level=level, catalogue=catalogue, rate_unit=RateUnit(item.rate_unit),
+            minimum=timedelta(minutes=item.minimum_minutes), currency=item.currency,
+            duration_discounts=None if own is None else parse_discounts(own),
+            extras=chosen or (), offered=None if extras is None else extras.extras,
+        )
     except ChoiceRefused as exc:
-        code = chosen_extras[exc.index].code
+        code = chosen[exc.index].code if chosen else ""
         detail = f"extra {code!r}: {exc.reason}" if exc.field == "code" else exc.reason
         raise Problem(422, detail, title="Invalid request", errors=[
             {"field": f"body.extras.{exc.index}.{exc.field}", "message": exc.reason,
@@ -194,11 +181,10 @@ async def quote_stay(
 ) -> tuple[Quote, int]:
     item = await load_item(repo, stay.item_id)
     catalogue, version = await current_policy(repo)
-    priced = price(item, stay.start, stay.end, stay.service_level, catalogue)
+    extras = await current_extras(repo) if stay.extras else None
+    priced = price(item, stay.start, stay.end, stay.service_level, catalogue, stay.extras,
+                   extras)
     check_rules(priced, catalogue, now, staff=staff)
-    if stay.extras:
-        priced = with_extras(priced, extra_lines(item, stay, priced,
-                                                 await current_extras(repo)))
     return priced, version
 
 

@@ -15,12 +15,12 @@ the booking but is neither revenue nor taxed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -54,14 +54,12 @@ class TaxRule(StrEnum):
     PASS_THROUGH = "pass_through"  # collected for the customer's account: not revenue
 
 
-# The catalogue's records hold the values (checked when recorded); pricing looks them up
-# here, a dict lookup where calling the enum costs ten times more.
-_BASES = {basis.value: basis for basis in PriceBasis}
-_TAX_RULES = {rule.value: rule for rule in TaxRule}
-# The members pricing compares with, read once: reading a member off its class costs
-# about 65 ns on Python 3.11 (a module global, 10), and every extra line reads several.
-PER_DAY, PER_HOUR, PERCENTAGE = PriceBasis.PER_DAY, PriceBasis.PER_HOUR, PriceBasis.PERCENTAGE
-TAXED, PASS_THROUGH = TaxRule.TAXED, TaxRule.PASS_THROUGH
+# The catalogue's records hold the values (checked when recorded) and a priced line keeps
+# them: pricing compares the strings, read once here (a member read off its enum class
+# costs about 65 ns on Python 3.11, a module global 10).
+_PER_DAY, _PER_HOUR, _PERCENTAGE = (PriceBasis.PER_DAY.value, PriceBasis.PER_HOUR.value,
+                                    PriceBasis.PERCENTAGE.value)
+_TAXED, _PASS_THROUGH = TaxRule.TAXED.value, TaxRule.PASS_THROUGH.value
 
 
 class UnknownExtra(DomainError):
@@ -218,43 +216,36 @@ class Chosen:
     zone: str | None = None  # for an extra priced by zone (delivery to an address)
 
 
-class ExtraLine(NamedTuple):
-    """One extra of a quote, priced. A named tuple, not a frozen dataclass: every quote and
-    hold with extras makes one per extra, and a tuple is made in a quarter of the time."""
+class ExtraLine(TypedDict):
+    """One extra of a quote, priced, as quotes, events and answers carry it: plain data,
+    made once when the extra is priced and written as it is (building a typed line and
+    then its dict cost twice as much, on every quote and hold with extras)."""
 
     code: str
     name: str
-    basis: PriceBasis
-    tax: TaxRule
+    basis: str  # a PriceBasis value
+    tax: str  # a TaxRule value
     unit_price: int  # 0 for a percentage
-    percentage: Decimal | None
+    percentage: str | None  # of the rental (a decimal as text), for a percentage extra
     units: int  # days, hours or 1
     quantity: int
     amount: int
-    zone: str | None = None  # the zone chosen, for an extra priced by zone
-
-    def to_dict(self) -> dict[str, Any]:
-        # str() of a StrEnum member is its value, at a quarter of the cost of `.value`.
-        data = {"code": self.code, "name": self.name, "basis": str(self.basis),
-                "tax": str(self.tax), "unit_price": self.unit_price,
-                "percentage": None if self.percentage is None else str(self.percentage),
-                "units": self.units, "quantity": self.quantity, "amount": self.amount}
-        if self.zone is not None:
-            data["zone"] = self.zone
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExtraLine:
-        percentage = data.get("percentage")
-        return cls(data["code"], data["name"], PriceBasis(data["basis"]), TaxRule(data["tax"]),
-                   int(data["unit_price"]), None if percentage is None else Decimal(percentage),
-                   int(data["units"]), int(data["quantity"]), int(data["amount"]),
-                   data.get("zone"))
+    zone: NotRequired[str]  # the zone chosen, for an extra priced by zone
 
 
-def available(extra: dict[str, Any], category: str, location: str) -> bool:
-    return (extra["active"] and category in extra["categories"]
-            and (extra["locations"] is None or location in extra["locations"]))
+def line_of(data: Mapping[str, Any]) -> ExtraLine:
+    """A line as read back (from an event, a stored quote), its numbers as ints."""
+    percentage = data.get("percentage")
+    line: ExtraLine = {
+        "code": str(data["code"]), "name": str(data["name"]),
+        "basis": PriceBasis(data["basis"]).value, "tax": TaxRule(data["tax"]).value,
+        "unit_price": int(data["unit_price"]),
+        "percentage": None if percentage is None else str(Decimal(percentage)),
+        "units": int(data["units"]), "quantity": int(data["quantity"]),
+        "amount": int(data["amount"])}
+    if data.get("zone") is not None:
+        line["zone"] = str(data["zone"])
+    return line
 
 
 class ChoiceRefused(RuleViolation):
@@ -278,14 +269,15 @@ class PricedExtras(NamedTuple):
 NO_EXTRAS = PricedExtras((), 0, 0, 0)
 
 
-def price_choices(offered: dict[str, dict[str, Any]], chosen: Iterable[ExtraChoice], *,
+def price_choices(offered: Mapping[str, dict[str, Any]], chosen: Iterable[ExtraChoice], *,
                   category: str, location: str, days: int, span: timedelta,
                   rental: int) -> PricedExtras:
     """The chosen extras of a stay of an item of `category` at `location`, priced from the
-    catalogue's records (`offered`): `days` is what a per-day extra counts (the quote's
-    `extra_days`), `span` the stay's length (a per-hour extra counts its hours, begun hours
-    in full), `rental` what a percentage is of (rounded half up). ChoiceRefused names the
-    first extra unknown, not offered there, chosen twice or without a known zone.
+    catalogue's records (`offered`): `days` is what a per-day extra counts (the stay's
+    nights, at least one), `span` the stay's length (a per-hour extra counts its hours,
+    begun hours in full), `rental` what a percentage is of (rounded half up).
+    ChoiceRefused names the first extra unknown, not offered there, chosen twice or without
+    a known zone.
 
     One loop prices, checks and sums: every quote and hold with extras runs it, and a
     function call per line or a second pass over the lines costs more than the pricing."""
@@ -295,14 +287,16 @@ def price_choices(offered: dict[str, dict[str, Any]], chosen: Iterable[ExtraChoi
     for index, choice in enumerate(chosen):
         code, quantity = choice.code, choice.quantity
         extra = offered.get(code)
-        if extra is None or code in seen or not available(extra, category, location):
+        if extra is None or code in seen or not (
+                extra["active"] and category in extra["categories"]
+                and (extra["locations"] is None or location in extra["locations"])):
             why = ("unknown extra" if extra is None else "chosen twice" if code in seen
                    else "not offered for this item")
             raise ChoiceRefused(index, "code", "unknown_extra", why)
         if quantity < 1:
             raise ChoiceRefused(index, "quantity", "value_error", "the quantity is 1 or more")
         seen.add(code)
-        basis = _BASES[extra["basis"]]
+        basis, tax, percentage = extra["basis"], extra["tax"], extra["percentage"]
         zones = extra.get("zones")
         if zones:
             zone = choice.zone
@@ -312,23 +306,25 @@ def price_choices(offered: dict[str, dict[str, Any]], chosen: Iterable[ExtraChoi
             unit_price = zones[zone]
         else:
             zone, unit_price = None, extra["price"]
-        percentage = extra["percentage"]
-        if basis is PERCENTAGE:
-            percentage = Decimal(percentage)
+        if basis == _PERCENTAGE:
             units = 1
-            amount = int((rental * percentage / 100).quantize(_ONE, ROUND_HALF_UP)) * quantity
+            share = rental * Decimal(percentage) / 100
+            amount = int(share.quantize(_ONE, ROUND_HALF_UP)) * quantity
         else:
-            units = (days if basis is PER_DAY
-                     else max(-(-span // _HOUR), 1) if basis is PER_HOUR else 1)
+            units = (days if basis == _PER_DAY
+                     else max(-(-span // _HOUR), 1) if basis == _PER_HOUR else 1)
             amount = unit_price * units * quantity
-        tax = _TAX_RULES[extra["tax"]]
-        lines.append(ExtraLine(code, extra["name"], basis, tax, unit_price, percentage, units,
-                               quantity, amount, zone))
-        if tax is PASS_THROUGH:
+        line: ExtraLine = {"code": code, "name": extra["name"], "basis": basis, "tax": tax,
+                           "unit_price": unit_price, "percentage": percentage,
+                           "units": units, "quantity": quantity, "amount": amount}
+        if zone is not None:
+            line["zone"] = zone
+        lines.append(line)
+        if tax == _PASS_THROUGH:
             passing += amount
         else:
             revenue += amount
-            if tax is TAXED:
+            if tax == _TAXED:
                 taxed += amount
     return PricedExtras(tuple(lines), revenue, taxed, passing)
 

@@ -19,8 +19,8 @@ The security deposit is carried alongside, never taxed, never in the total.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -34,7 +34,7 @@ from midas.domain.catalogue import (
     SeasonKind,
     ServiceLevel,
 )
-from midas.domain.extras import ExtraLine, PricedExtras
+from midas.domain.extras import NO_EXTRAS, ExtraChoice, ExtraLine, line_of, price_choices
 from midas.domain.stay_rules import discount_rate, nights
 
 
@@ -155,34 +155,13 @@ class Quote:
     nights: int = 0  # local dates from arrival to departure
     duration_discount_rate: Decimal = Decimal(0)  # a fraction of the unit lines' sum
     duration_discount: int = 0  # taken off before the service level multiplier
-    extras: tuple[ExtraLine, ...] = ()  # one line each (see `with_extras`)
+    extras: tuple[ExtraLine, ...] = ()  # one line each (see `quote`)
     extras_total: int = 0  # extras that are revenue (taxed or exempt)
     pass_through: int = 0  # collected for the customer's account (the APA): not revenue
 
     @property
     def billable_units(self) -> int:
         return len(self.lines)
-
-    @property
-    def extra_days(self) -> int:
-        """The days a per-day extra counts: the nights, or the one day of a stay within a
-        day (`extras.stay_days`, without listing them)."""
-        return max(self.nights, 1)
-
-    def amended(self, **changes: Any) -> Quote:
-        """A copy with `changes` to some fields. `dataclasses.replace` would walk every
-        field and run `__init__` again (8 µs, on every quote and hold with extras); a quote
-        checks nothing on creation, so copying its fields and setting the changed ones is
-        the same. An unknown field name is a TypeError, as with `replace`."""
-        copy = object.__new__(Quote)
-        state = copy.__dict__
-        state.update(self.__dict__)
-        fields_count = len(state)
-        state.update(changes)
-        if len(state) != fields_count:  # a name that is not a field was added
-            unknown = sorted(changes.keys() - _QUOTE_FIELDS)[0]
-            raise TypeError(f"Quote has no field {unknown!r}")
-        return copy
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data: ints, strings (ISO instants and dates, Decimals as text)."""
@@ -209,7 +188,7 @@ class Quote:
             "nights": self.nights,
             "duration_discount_rate": str(self.duration_discount_rate),
             "duration_discount": self.duration_discount,
-            "extras": [line.to_dict() for line in self.extras],
+            "extras": [dict(line) for line in self.extras],  # copies: the lines stay ours
             "extras_total": self.extras_total,
             "pass_through": self.pass_through,
         }
@@ -239,13 +218,12 @@ class Quote:
             nights=int(data.get("nights", 0)),
             duration_discount_rate=Decimal(data.get("duration_discount_rate", "0")),
             duration_discount=int(data.get("duration_discount", 0)),
-            extras=tuple(ExtraLine.from_dict(line) for line in data.get("extras", [])),
+            extras=tuple(line_of(line) for line in data.get("extras", [])),
             extras_total=int(data.get("extras_total", 0)),
             pass_through=int(data.get("pass_through", 0)),
         )
 
 
-_QUOTE_FIELDS = frozenset(field.name for field in fields(Quote))
 
 
 def quote(
@@ -261,12 +239,19 @@ def quote(
     minimum: timedelta | None = None,
     currency: str | None = None,
     duration_discounts: tuple[DurationDiscount, ...] | None = None,
+    extras: Sequence[ExtraChoice] = (),
+    offered: Mapping[str, dict[str, Any]] | None = None,
 ) -> Quote:
     """Price a booking of one item over [start, end).
 
     `rate` is the item's price per `rate_unit` in minor units. `rate_unit`, `minimum`,
     `currency` and `duration_discounts` are the item's own values and default to its
-    category's and location's.
+    category's and location's. `extras` are the extras chosen, priced from the extras
+    catalogue's records (`offered`), each its own line (`extras.price_choices`: a choice
+    it cannot price is a ChoiceRefused). Taxed extras join the rental and insurance in the
+    tax line (one rounding); exempt ones are revenue without tax; pass-through money (the
+    APA) is neither revenue nor taxed. Total due = rental + insurance + extras +
+    pass-through + tax.
     """
     interval = Interval(start, end)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate < 0:
@@ -295,7 +280,16 @@ def quote(
     service_multiplier = catalogue.service_multiplier(service_level)
     rental = round_half_up((subtotal - discount) * service_multiplier)
     insurance = round_half_up(rental * defaults.insurance_rate)
-    tax = round_half_up((rental + insurance) * location.tax_rate)
+    added = NO_EXTRAS
+    if extras:
+        if offered is None:
+            raise ValueError("extras are priced from the extras catalogue's records")
+        # A per-day extra counts the nights, or the one day of a stay within a day (the
+        # days its capacity ledger takes, `extras.stay_days`, without listing them).
+        added = price_choices(offered, extras, category=category, location=location.code,
+                              days=max(stay_nights, 1), span=interval.end - interval.start,
+                              rental=rental)
+    tax = round_half_up((rental + insurance + added.taxed) * location.tax_rate)
     return Quote(
         category=Category(category),
         location_code=location.code,
@@ -314,11 +308,14 @@ def quote(
         insurance=insurance,
         tax_rate=location.tax_rate,
         tax=tax,
-        total_due=rental + insurance + tax,
+        total_due=rental + insurance + added.revenue + added.pass_through + tax,
         security_deposit=defaults.security_deposit,
         nights=stay_nights,
         duration_discount_rate=discount_fraction,
         duration_discount=discount,
+        extras=added.lines,
+        extras_total=added.revenue,
+        pass_through=added.pass_through,
     )
 
 
@@ -343,17 +340,3 @@ def _wall_clock(instant: datetime, time_zone: tzinfo) -> datetime:
 
 def _ceil_units(span: timedelta, unit: RateUnit) -> int:
     return -(-span // unit.length)
-
-
-def with_extras(priced: Quote, extras: PricedExtras) -> Quote:
-    """`priced` with its extras, each its own line. Taxed extras join the rental and
-    insurance in the tax line (one rounding); exempt ones are revenue without tax;
-    pass-through money (the APA) is neither revenue nor taxed. Total due = rental +
-    insurance + extras + pass-through + tax."""
-    if not extras.lines:
-        return priced
-    tax = round_half_up((priced.rental + priced.insurance + extras.taxed) * priced.tax_rate)
-    return priced.amended(extras=extras.lines, extras_total=extras.revenue,
-                          pass_through=extras.pass_through, tax=tax,
-                          total_due=priced.rental + priced.insurance + extras.revenue
-                          + extras.pass_through + tax)
