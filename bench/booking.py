@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import secrets
@@ -306,6 +307,13 @@ async def _wrk_holds(base: str, customer: dict[str, str], items: list[str],
         raise RuntimeError(f"wrk: {result['errors']} socket errors or timeouts")
     return Holds(result["created"], result["refused"], result["p50_us"] / 1000,
                  result["p99_us"] / 1000, result["most_per_thread"])
+
+
+def days_booked(holds: Holds, items: int, clients: int) -> int:
+    """How far past its first day a wrk hold load booked (each thread books its items in
+    turn, two days apart): a next load starting that many days later meets none of it."""
+    threads = min(os.cpu_count() or 1, clients)
+    return 2 * math.ceil(holds.most_per_thread / math.ceil(items / threads)) + 2
 
 
 class Reference(NamedTuple):

@@ -1,7 +1,7 @@
-"""What extras cost a quote inside the service: one `midas serve`, loaded by wrk (32
-clients) with quotes choosing no extra, one, then three (bench/booking's `EXTRAS`), the
-modes alternated round by round (the order reversed every other round); the service's
-CPU per quote in each mode and what each adds to the plain quote, round by round.
+"""What extras cost inside the service: one `midas serve`, loaded by wrk (32 clients)
+with quotes choosing no extra, one, then three (bench/booking's `EXTRAS`), the modes
+alternated round by round (the order reversed every other round); the service's CPU per
+quote in each mode and what each adds to the plain quote, round by round.
 
 bench/booking compares plain and `--extras` in two services started one after the other,
 each after ten seconds of its own holds, so one pair differs from the next by ten percent
@@ -9,8 +9,14 @@ and more. Here the modes share one process, its caches and its minute: what the 
 add reads within a few microseconds. With `--rules`, the stay rules and the cars'
 duration discounts of bench/booking's `--extras` are set first and apply to every mode.
 
-Run: `.venv/bin/python -m bench.quote_extras [--rules] [--rounds 4] [--seconds 5]
-[--record]`.
+`--goal` compares what bench/booking's goal compares, plain against three extras under
+the stay rules and discount, in the one service: the rules are set before each round of
+extras and cleared before each plain round (two policy changes; the catalogue is rebuilt
+once after each). `--holds` loads holds instead of quotes (the projections run in the
+service, as in bench/booking); each load books days after the previous one's.
+
+Run: `.venv/bin/python -m bench.quote_extras [--rules | --goal] [--holds] [--rounds 4]
+[--seconds 5] [--record]`.
 """
 
 from __future__ import annotations
@@ -31,44 +37,75 @@ import asyncpg
 
 from bench import cpu
 from bench.booking import (
+    CAR_DISCOUNTS,
     CHILD_SEAT,
     DEFAULT_DSN,
     EXTRAS,
+    HOLDS,
     QUOTES,
+    STAY_RULES,
     _extras_setup,
     _items,
     _sign_in_rows,
     _wait_ready,
     _wrk_holds,
+    days_booked,
     service_env,
 )
 from bench.results import publish
 from midas.config import Settings
 from midas.http.auth import Role, issue_access_token
 
-MODES: dict[str, list[dict[str, str]] | None] = {
+Chosen = list[dict[str, str]] | None
+MODES: dict[str, Chosen] = {
     "no extras": None, "one extra": EXTRAS[:1], "three extras": EXTRAS}
+# --goal: bench/booking's plain runs against its --extras runs (the rules with the extras).
+GOAL_MODES: dict[str, Chosen] = {"plain": None, "three extras and rules": EXTRAS}
+FIRST_DAY = 1000  # the first hold load's stays start this many days ahead
 
 
-# Per mode, per round: (quotes/s, p50 ms, service CPU µs per quote).
+def modes(args: argparse.Namespace) -> dict[str, Chosen]:
+    return GOAL_MODES if args.goal else MODES
+
+
+# Per mode, per round: (requests/s, p50 ms, service CPU µs per request).
 Measured = dict[str, list[tuple[float, float, float]]]
 
 
+async def _set_rules(session: aiohttp.ClientSession, base: str, admin: dict[str, str],
+                     *, on: bool) -> None:
+    """bench/booking's stay rules and car discount set (`on`), or none of them."""
+    for path, body in (
+            ("/api/v1/pricing/stay-rules", STAY_RULES if on else {}),
+            ("/api/v1/pricing/duration-discounts/car", {"tiers": CAR_DISCOUNTS if on else []})):
+        async with session.put(f"{base}{path}", json=body, headers=admin) as response:
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {await response.text()}")
+
+
 async def _measure(args: argparse.Namespace, server: subprocess.Popen[bytes],
-                   base: str, customer: dict[str, str], items: list[str]) -> Measured:
+                   session: aiohttp.ClientSession, base: str, admin: dict[str, str],
+                   customer: dict[str, str], items: list[str]) -> Measured:
     processes = cpu.groups({"service": server.pid}, this="load generator")
-    measured: Measured = {mode: [] for mode in MODES}
+    chosen = modes(args)
+    measured: Measured = {mode: [] for mode in chosen}
+    first_day = FIRST_DAY
     for n in range(args.rounds + 1):  # round 0 warms the service up and is not kept
-        for mode in list(MODES) if n % 2 else list(MODES)[::-1]:
+        for mode in list(chosen) if n % 2 else list(chosen)[::-1]:
+            if args.goal:
+                await _set_rules(session, base, admin, on=chosen[mode] is not None)
             before = cpu.sample(processes)
-            quotes = await _wrk_holds(base, customer, items, args, path=QUOTES,
-                                      extras=MODES[mode])
+            load = await _wrk_holds(base, customer, items, args, first_day=first_day,
+                                    path=HOLDS if args.holds else QUOTES,
+                                    extras=chosen[mode])
             spent = cpu.spent(before, cpu.sample(processes))["service"]
-            if quotes.refused:
-                raise RuntimeError(f"{mode}: {quotes.refused} quotes refused")
+            if load.refused:
+                raise RuntimeError(f"{mode}: {load.refused} requests refused")
+            if args.holds:
+                first_day += days_booked(load, args.items, args.clients)
             if n:
-                measured[mode].append((quotes.done / args.seconds, quotes.p50_ms,
-                                       spent * 1e6 / max(quotes.done, 1)))
+                measured[mode].append((load.done / args.seconds, load.p50_ms,
+                                       spent * 1e6 / max(load.done, 1)))
     return measured
 
 
@@ -95,7 +132,7 @@ async def run(args: argparse.Namespace) -> str:
                                         headers=admin) as response:
                     if response.status != 201:
                         raise RuntimeError(f"the child seat: {await response.text()}")
-        measured = await _measure(args, server, base, customer, items)
+            measured = await _measure(args, server, session, base, admin, customer, items)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -108,26 +145,35 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def report(args: argparse.Namespace, measured: Measured) -> str:
-    """The medians of each mode, and of its round-by-round difference from no extras."""
-    plain = measured["no extras"]
+    """The medians of each mode, and of its round-by-round difference from the first mode
+    (its service CPU, and its p50 as a ratio)."""
+    first = next(iter(measured))
+    reference = measured[first]
+    what = "holds" if args.holds else "quotes"
     rows = []
     for mode, rounds in measured.items():
         rate, p50, cpu_us = (statistics.median(r[k] for r in rounds) for k in range(3))
-        added = [r[2] - p[2] for r, p in zip(rounds, plain, strict=True)]
-        share = statistics.median(a / p[2] * 100 for a, p in zip(added, plain, strict=True))
+        pairs = list(zip(rounds, reference, strict=True))
+        added = statistics.median(r[2] - p[2] for r, p in pairs)
+        share = statistics.median((r[2] - p[2]) / p[2] * 100 for r, p in pairs)
+        slower = statistics.median((r[1] / p[1] - 1) * 100 for r, p in pairs)
         rows.append(f"| {mode} | {rate:,.0f} | {p50:.2f} | {cpu_us:.1f} |"
-                    f" {statistics.median(added):+.1f} ({share:+.1f} %) |")
+                    f" {added:+.1f} ({share:+.1f} %) | {slower:+.1f} % |")
+    flags = "".join(f" --{flag}" for flag in ("rules", "goal", "holds") if getattr(args, flag))
+    rules = ("set before each round of extras, cleared before each plain round" if args.goal
+             else "set" if args.rules else "unset")
     return "\n".join([
-        f"## Quote extras {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"## Extras in the service, {what}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"- Machine: {os.cpu_count()} cores, {platform.machine()}; Python"
         f" {platform.python_version()}",
-        f"- Command: `python -m bench.quote_extras{' --rules' if args.rules else ''}`"
+        f"- Command: `python -m bench.quote_extras{flags}`"
         f" ({args.rounds} rounds of {args.seconds:g} s per mode, {args.clients} clients,"
-        f" {args.items} items; stay rules and discounts {'set' if args.rules else 'unset'})",
+        f" {args.items} items; stay rules and discounts {rules})",
         "",
-        "| quotes | quotes/s | p50 ms | service CPU µs per quote | added to no extras, µs |",
-        "|---|---:|---:|---:|---|",
+        f"| {what} | {what}/s | p50 ms | service CPU µs per {what[:-1]} |"
+        f" added to {first}, µs | p50 against {first} |",
+        "|---|---:|---:|---:|---|---|",
         *rows,
         "",
     ])
@@ -141,8 +187,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5)
-    parser.add_argument("--rules", action="store_true",
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--rules", action="store_true",
                         help="stay rules and the cars' duration discounts set for every mode")
+    choice.add_argument("--goal", action="store_true",
+                        help="plain against three extras under the stay rules and discount")
+    parser.add_argument("--holds", action="store_true", help="hold loads instead of quotes")
     parser.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import io
 import json
-import math
 import os
 import platform
 import pstats
@@ -65,6 +64,7 @@ from bench.booking import (
     _sign_in_rows,
     _wait_ready,
     _wrk_holds,
+    days_booked,
 )
 from bench.results import publish
 from midas.config import Settings
@@ -228,7 +228,6 @@ async def run(args: argparse.Namespace) -> tuple[Soak, str]:
     admin, customer = _tokens(settings, accounts)
     base = f"http://127.0.0.1:{args.port}"
     soak = Soak()
-    threads = min(os.cpu_count() or 1, args.clients)
     conn: asyncpg.Connection | None = None
     try:
         connector = aiohttp.TCPConnector(limit=max(args.clients, 64) * 4)
@@ -259,8 +258,7 @@ async def run(args: argparse.Namespace) -> tuple[Soak, str]:
                 if number in profiled:
                     os.kill(server.pid, signal.SIGUSR2)
                 soak.holds += holds.done
-                per_thread = math.ceil(args.items / threads)
-                days = 2 * math.ceil(holds.most_per_thread / per_thread) + 2
+                days = days_booked(holds, args.items, args.clients)
                 first_day += days
                 if not args.fixed_clock:
                     await _advance_clock(session, base, admin, days)
