@@ -194,7 +194,7 @@ async def propose(repo: Repository, clock: Clock, booking_id: UUID,
         ledgers = Ledgers(repo, exclusive=exclusive)
         days = stay_days(start, end, ZoneInfo(quote.time_zone))
         full = await ledgers.first_full(extras, item.location, days,
-                                        [e.code for e in chosen], beside=booking.id)
+                                        [e["code"] for e in chosen], beside=booking.id)
         if full is not None:
             reasons.append(str(full))
     tier = await customer_tier(repo, UUID(booking.customer_id))

@@ -112,8 +112,8 @@ async def hold_booking(
         ledgers: list[ExtraCapacity] = []
         limited: list[str] = []  # the chosen extras with a capacity
         if extras is not None:
-            limited = [e.code for e in cmd.extras
-                       if extras.extras[e.code]["capacity"] is not None]
+            limited = [e["code"] for e in cmd.extras
+                       if extras.extras[e["code"]]["capacity"] is not None]
         booking = Booking.hold(
             item_id=item.id, customer_id=customer_id, quote=priced,
             delivered_level=effective_service_level(cmd.service_level, tier),

@@ -6,11 +6,17 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,  # pydantic's TypedDict on 3.11
+)
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
+from typing_extensions import TypedDict
 
 from midas.domain.catalogue import (
     Catalogue,
@@ -39,13 +45,17 @@ api = Api(tag="pricing", kind="command")
 LOCATION = r"^[A-Z]{2}-[A-Z]{2}$"
 
 
-class ExtraIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@with_config(ConfigDict(extra="forbid"))
+class ExtraIn(TypedDict):
+    """An extra chosen. A typed dict, not a model: the body of every quote and hold with
+    extras makes one per extra, and a dict is made in less time than a model instance."""
 
-    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$", examples=["chauffeur"])
-    quantity: int = Field(1, ge=1, le=100, description="Persons for a per-person extra.")
-    zone: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["city"],
-                             description="For an extra priced by zone (delivery).")
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,39}$", examples=["chauffeur"])]
+    quantity: NotRequired[Annotated[int, Field(
+        ge=1, le=100, description="How many (persons for a per-person extra); 1 if absent.")]]
+    zone: NotRequired[Annotated[str | None, Field(
+        pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["city"],
+        description="For an extra priced by zone (delivery).")]]
 
 
 class Stay(BaseModel):
@@ -141,7 +151,7 @@ def price(item: Item, start: datetime, end: datetime, level: ServiceLevel,
             extras=chosen or (), offered=None if extras is None else extras.extras,
         )
     except ChoiceRefused as exc:
-        code = chosen[exc.index].code if chosen else ""
+        code = chosen[exc.index]["code"] if chosen else ""
         detail = f"extra {code!r}: {exc.reason}" if exc.field == "code" else exc.reason
         raise Problem(422, detail, title="Invalid request", errors=[
             {"field": f"body.extras.{exc.index}.{exc.field}", "message": exc.reason,

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, NamedTuple, NotRequired, Protocol, TypedDict
+from typing import Any, NamedTuple, NotRequired, TypedDict
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -198,22 +197,16 @@ def seeded_catalogue() -> ExtrasCatalogue:
 # -- choosing and pricing ------------------------------------------------------------------
 
 
-class ExtraChoice(Protocol):
-    """An extra as chosen: `Chosen`, or a command's body as it is (no copy to make)."""
+class ExtraChoice(TypedDict):
+    """An extra as chosen (a command's body holds them as they are: no copy to make)."""
 
-    @property
-    def code(self) -> str: ...
-    @property
-    def quantity(self) -> int: ...
-    @property
-    def zone(self) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class Chosen:
     code: str
-    quantity: int = 1  # persons for per-person extras; how many otherwise
-    zone: str | None = None  # for an extra priced by zone (delivery to an address)
+    quantity: NotRequired[int]  # persons for per-person extras; how many otherwise; 1
+    zone: NotRequired[str | None]  # for an extra priced by zone (delivery to an address)
+
+
+def chosen(code: str, quantity: int = 1, zone: str | None = None) -> ExtraChoice:
+    return {"code": code, "quantity": quantity, "zone": zone}
 
 
 class ExtraLine(TypedDict):
@@ -285,7 +278,7 @@ def price_choices(offered: Mapping[str, dict[str, Any]], chosen: Iterable[ExtraC
     seen: set[str] = set()
     revenue = taxed = passing = 0
     for index, choice in enumerate(chosen):
-        code, quantity = choice.code, choice.quantity
+        code, quantity = choice["code"], choice.get("quantity", 1)
         extra = offered.get(code)
         if extra is None or code in seen or not (
                 extra["active"] and category in extra["categories"]
@@ -299,7 +292,7 @@ def price_choices(offered: Mapping[str, dict[str, Any]], chosen: Iterable[ExtraC
         basis, tax, percentage = extra["basis"], extra["tax"], extra["percentage"]
         zones = extra.get("zones")
         if zones:
-            zone = choice.zone
+            zone = choice.get("zone")
             if zone not in zones:
                 raise ChoiceRefused(index, "zone", "unknown_zone", _zone_refusal(code, zone,
                                                                                  zones))

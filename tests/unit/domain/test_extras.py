@@ -13,10 +13,11 @@ from midas.domain.errors import RuleViolation
 from midas.domain.extras import (
     NO_EXTRAS,
     ChoiceRefused,
-    Chosen,
     ExtraCapacity,
+    ExtraChoice,
     ExtraFull,
     PricedExtras,
+    chosen,
     extra_record,
     price_choices,
     seeded_catalogue,
@@ -33,9 +34,9 @@ def _extra(basis: str, code: str = "xx", **kw: object) -> dict[str, object]:
                          **kw})
 
 
-def _priced(records: list[dict[str, object]], chosen: list[Chosen], *, days: int = 1,
+def _priced(records: list[dict[str, object]], choices: list[ExtraChoice], *, days: int = 1,
             span: timedelta = timedelta(days=1), rental: int = 0) -> PricedExtras:
-    return price_choices({str(r["code"]): r for r in records}, chosen, category="car",
+    return price_choices({str(r["code"]): r for r in records}, choices, category="car",
                          location="AE-DU", days=days, span=span, rental=rental)
 
 
@@ -48,7 +49,7 @@ def _priced(records: list[dict[str, object]], chosen: list[Chosen], *, days: int
     ("percentage", {"percentage": "30"}, 2, 6_668),  # rounded once per person, then times 2
 ])
 def test_price_bases(basis: str, kw: dict[str, object], quantity: int, amount: int) -> None:
-    priced = _priced([_extra(basis, **kw)], [Chosen("xx", quantity)], days=3,
+    priced = _priced([_extra(basis, **kw)], [chosen("xx", quantity)], days=3,
                      span=timedelta(hours=72, minutes=30), rental=11_113)
     assert [line["amount"] for line in priced.lines] == [amount]
 
@@ -58,7 +59,7 @@ def test_price_bases(basis: str, kw: dict[str, object], quantity: int, amount: i
     (timedelta(hours=1, seconds=1), 2), (timedelta(hours=48), 48)])
 def test_a_per_hour_extra_counts_begun_hours_and_at_least_one(span: timedelta,
                                                               hours: int) -> None:
-    priced = _priced([_extra("per_hour", price=10)], [Chosen("xx")], span=span)
+    priced = _priced([_extra("per_hour", price=10)], [chosen("xx")], span=span)
     assert (priced.lines[0]["units"], priced.lines[0]["amount"]) == (hours, 10 * hours)
 
 
@@ -66,28 +67,28 @@ def test_the_sums_split_taxed_exempt_and_pass_through() -> None:
     priced = _priced([_extra("per_day", "aa", price=10_000),
                       _extra("per_booking", "bb", price=5_000, tax="exempt"),
                       _extra("percentage", "cc", percentage="10", tax="pass_through")],
-                     [Chosen("aa"), Chosen("bb"), Chosen("cc")], days=2, rental=250_000)
+                     [chosen("aa"), chosen("bb"), chosen("cc")], days=2, rental=250_000)
     assert [line["code"] for line in priced.lines] == ["aa", "bb", "cc"]
     assert (priced.revenue, priced.taxed, priced.pass_through) == (25_000, 20_000, 25_000)
     assert _priced([], []) == NO_EXTRAS
 
 
-@pytest.mark.parametrize("chosen, index, field, kind", [
-    ([Chosen("zz")], 0, "code", "unknown_extra"),
-    ([Chosen("xx"), Chosen("yacht_only")], 1, "code", "unknown_extra"),  # not for cars
-    ([Chosen("xx"), Chosen("gone")], 1, "code", "unknown_extra"),  # withdrawn
-    ([Chosen("xx"), Chosen("xx")], 1, "code", "unknown_extra"),  # chosen twice
-    ([Chosen("xx", 0)], 0, "quantity", "value_error"),
-    ([Chosen("xx"), Chosen("zoned")], 1, "zone", "unknown_zone"),
-    ([Chosen("zoned", 1, "moon")], 0, "zone", "unknown_zone"),
+@pytest.mark.parametrize("choices, index, field, kind", [
+    ([chosen("zz")], 0, "code", "unknown_extra"),
+    ([chosen("xx"), chosen("yacht_only")], 1, "code", "unknown_extra"),  # not for cars
+    ([chosen("xx"), chosen("gone")], 1, "code", "unknown_extra"),  # withdrawn
+    ([chosen("xx"), chosen("xx")], 1, "code", "unknown_extra"),  # chosen twice
+    ([chosen("xx", 0)], 0, "quantity", "value_error"),
+    ([chosen("xx"), chosen("zoned")], 1, "zone", "unknown_zone"),
+    ([chosen("zoned", 1, "moon")], 0, "zone", "unknown_zone"),
 ])
-def test_a_choice_that_cannot_be_priced_is_named(chosen: list[Chosen], index: int, field: str,
-                                                 kind: str) -> None:
+def test_a_choice_that_cannot_be_priced_is_named(choices: list[ExtraChoice], index: int,
+                                                 field: str, kind: str) -> None:
     records = [_extra("per_booking", price=1), _extra("per_booking", "zoned", zones={"city": 1}),
                {**_extra("per_booking", "yacht_only", price=1), "categories": ["yacht"]},
                {**_extra("per_booking", "gone", price=1), "active": False}]
     with pytest.raises(ChoiceRefused) as refused:
-        _priced(records, chosen)
+        _priced(records, choices)
     assert (refused.value.index, refused.value.field, refused.value.kind) == (index, field,
                                                                              kind)
 
@@ -95,8 +96,8 @@ def test_a_choice_that_cannot_be_priced_is_named(chosen: list[Chosen], index: in
 def test_an_extra_offered_in_some_locations_only() -> None:
     record = _extra("per_booking", price=1, locations=["FR-NI"])
     with pytest.raises(ChoiceRefused):
-        _priced([record], [Chosen("xx")])  # the helper's stays are at AE-DU
-    assert price_choices({"xx": record}, [Chosen("xx")], category="car", location="FR-NI",
+        _priced([record], [chosen("xx")])  # the helper's stays are at AE-DU
+    assert price_choices({"xx": record}, [chosen("xx")], category="car", location="FR-NI",
                          days=1, span=timedelta(days=1), rental=0).lines[0]["amount"] == 1
 
 
@@ -111,7 +112,7 @@ def test_a_quote_taxes_only_taxed_extras_and_keeps_pass_through_apart() -> None:
                _extra("per_booking", "bb", price=5_000, tax="exempt"),
                _extra("percentage", "cc", percentage="10", tax="pass_through")]
     priced = _quote()
-    q = _quote(extras=[Chosen("aa"), Chosen("bb"), Chosen("cc")],
+    q = _quote(extras=[chosen("aa"), chosen("bb"), chosen("cc")],
                offered={str(r["code"]): r for r in records})
     assert (q.rental, q.insurance) == (priced.rental, priced.insurance) == (250_000, 25_000)
     assert [line["amount"] for line in q.extras] == [20_000, 5_000, 25_000]  # 2 days; 10 %
@@ -121,7 +122,7 @@ def test_a_quote_taxes_only_taxed_extras_and_keeps_pass_through_apart() -> None:
     assert priced.extras == () and priced.tax == 13_750
     assert _quote(extras=[], offered={}) == priced
     with pytest.raises(ValueError, match="catalogue"):
-        _quote(extras=[Chosen("aa")])  # chosen, but nothing to price them from
+        _quote(extras=[chosen("aa")])  # chosen, but nothing to price them from
 
 
 def test_days_of_a_stay_are_its_nights_or_its_one_day() -> None:
@@ -157,11 +158,11 @@ def test_the_seed_and_invalid_extras() -> None:
 
 def test_an_extra_priced_by_zone_needs_a_known_zone() -> None:
     zoned = _extra("per_booking", zones={"city": 20_000, "region": 45_000})
-    line = _priced([zoned], [Chosen("xx", 1, "region")]).lines[0]
+    line = _priced([zoned], [chosen("xx", 1, "region")]).lines[0]
     assert (line["unit_price"], line["amount"], line.get("zone")) == (45_000, 45_000, "region")
     for zone in (None, "moon"):
         with pytest.raises(ChoiceRefused, match="choose one of city, region"):
-            _priced([zoned], [Chosen("xx", 1, zone)])
+            _priced([zoned], [chosen("xx", 1, zone)])
     with pytest.raises(RuleViolation):
         _extra("percentage", percentage="10", zones={"city": 1})
     with pytest.raises(RuleViolation):
@@ -169,7 +170,7 @@ def test_an_extra_priced_by_zone_needs_a_known_zone() -> None:
 
 
 def test_a_quote_with_extras_is_frozen_like_any_quote() -> None:
-    q = _quote(extras=[Chosen("xx")], offered={"xx": _extra("per_booking", price=5_000)})
+    q = _quote(extras=[chosen("xx")], offered={"xx": _extra("per_booking", price=5_000)})
     assert [line["amount"] for line in q.extras] == [5_000] and q.extras_total == 5_000
     with pytest.raises(AttributeError):
         q.tax = 0  # type: ignore[misc]
@@ -189,14 +190,14 @@ def test_the_day_count_is_the_count_of_the_stay_days(start: datetime, end: datet
     # What a per-day extra is priced by: the days its capacity ledger takes.
     priced = quote(start, end, category=Category.CAR, location_code="AE-DU", rate=100_000,
                    service_level=ServiceLevel.STANDARD, catalogue=DEFAULT_CATALOGUE,
-                   extras=[Chosen("xx")], offered={"xx": _extra("per_day", price=1)})
+                   extras=[chosen("xx")], offered={"xx": _extra("per_day", price=1)})
     assert priced.extras[0]["units"] == days
 
 
 def test_a_quote_with_extras_reads_back_as_it_was_written_and_hands_out_copies() -> None:
     records = [_extra("per_booking", "zoned", zones={"city": 7_000}),
                _extra("percentage", "share", percentage="12.5", tax="pass_through")]
-    q = _quote(extras=[Chosen("zoned", 1, "city"), Chosen("share", 2)],
+    q = _quote(extras=[chosen("zoned", 1, "city"), chosen("share", 2)],
                offered={str(r["code"]): r for r in records})
     data = q.to_dict()
     assert data["extras"][0]["zone"] == "city" and "zone" not in data["extras"][1]
