@@ -6,17 +6,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    NotRequired,  # pydantic's TypedDict on 3.11
-)
+from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator, with_config
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic validates only this one on 3.11
 
 from midas.domain.catalogue import (
     Catalogue,

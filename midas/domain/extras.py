@@ -201,7 +201,7 @@ class ExtraChoice(TypedDict):
     """An extra as chosen (a command's body holds them as they are: no copy to make)."""
 
     code: str
-    quantity: NotRequired[int]  # persons for per-person extras; how many otherwise; 1
+    quantity: NotRequired[int]  # persons for per-person extras, how many otherwise (1)
     zone: NotRequired[str | None]  # for an extra priced by zone (delivery to an address)
 
 
@@ -242,8 +242,9 @@ def line_of(data: Mapping[str, Any]) -> ExtraLine:
 
 
 class ChoiceRefused(RuleViolation):
-    """The `index`th extra chosen cannot be priced: `field` ("code" or "zone") says which
-    of its fields, `kind` why (``unknown_extra``, ``unknown_zone``)."""
+    """The `index`th extra chosen cannot be priced: `field` ("code", "quantity" or "zone")
+    says which of its fields, `kind` why (``unknown_extra``, ``value_error``,
+    ``unknown_zone``)."""
 
     def __init__(self, index: int, field: str, kind: str, reason: str) -> None:
         super().__init__(reason)

@@ -224,8 +224,6 @@ class Quote:
         )
 
 
-
-
 def quote(
     start: datetime,
     end: datetime,

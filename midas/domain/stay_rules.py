@@ -85,11 +85,10 @@ def check_stay(
         if minimum.nights > least and _applies(minimum.category, minimum.season,
                                                minimum.location, category, season, location):
             least = minimum.nights
-    count = nights
-    if count < least:
-        raise refused("minimum_stay", f"({count} nights) arrives in {season.value} season:"
+    if nights < least:
+        raise refused("minimum_stay", f"({nights} nights) arrives in {season.value} season:"
                       f" a {category.value} at {location} is booked for at least {least}"
-                      " nights then", nights=count, minimum_nights=least)
+                      " nights then", nights=nights, minimum_nights=least)
     for rule in rules.changeovers:
         if not _applies(rule.category, rule.season, rule.location, category, season, location):
             continue

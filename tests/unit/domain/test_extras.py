@@ -115,6 +115,7 @@ def test_a_quote_taxes_only_taxed_extras_and_keeps_pass_through_apart() -> None:
     q = _quote(extras=[chosen("aa"), chosen("bb"), chosen("cc")],
                offered={str(r["code"]): r for r in records})
     assert (q.rental, q.insurance) == (priced.rental, priced.insurance) == (250_000, 25_000)
+    assert q.lines == priced.lines  # the extras add lines of their own, not to the units
     assert [line["amount"] for line in q.extras] == [20_000, 5_000, 25_000]  # 2 days; 10 %
     assert (q.extras_total, q.pass_through) == (25_000, 25_000)
     assert q.tax == 14_750  # 5 % of 250,000 + 25,000 + 20,000 taxed: not the exempt 5,000
