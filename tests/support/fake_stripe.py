@@ -232,6 +232,20 @@ async def wait_until(check: Any, timeout: float = 8.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def caught_up(client: Any) -> None:
+    """Wait until every read model the service keeps has applied every stored event, so
+    what a test reads next is not a state some projection is still moving past."""
+    from midas.http.keys import DATABASE, PROJECTORS
+    from midas.projection import projection_status
+
+    async def applied() -> bool:
+        statuses = await projection_status(client.server.app[DATABASE],
+                                           client.server.app[PROJECTORS])
+        return all(s.lag == 0 for s in statuses)
+
+    await wait_until(applied)
+
+
 async def pay_and_confirm(client: Any, headers: dict[str, str], booking: dict[str, Any]
                           ) -> dict[str, Any]:
     """Pay what a held booking asks first as a client would (a payment intent, then
