@@ -384,6 +384,16 @@ async def _search_load(session: aiohttp.ClientSession, base: str, rate: float,
     return latencies, errors
 
 
+def auth_headers(settings: Settings, accounts: dict[Role, UUID]
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """Fresh admin and customer authorisation headers (an access token lasts minutes: a
+    load that runs longer asks again)."""
+    admin, customer = (
+        {"Authorization": f"Bearer {issue_access_token(settings, accounts[role], role)}"}
+        for role in (Role.ADMIN, Role.CUSTOMER))
+    return admin, customer
+
+
 def service_env(dsn: str, schema: str) -> dict[str, str]:
     """The environment of the service under load, on `schema` of `dsn`."""
     return {**os.environ, "MIDAS_DATABASE_URL": dsn, "MIDAS_DATABASE_SCHEMA": schema,
@@ -409,9 +419,7 @@ async def run(args: argparse.Namespace) -> str:
         stdout=subprocess.DEVNULL) if args.worker else None
     settings = Settings(environment="test")
     accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
-    admin, customer = (
-        {"Authorization": f"Bearer {issue_access_token(settings, accounts[role], role)}"}
-        for role in (Role.ADMIN, Role.CUSTOMER))
+    admin, customer = auth_headers(settings, accounts)
     base = f"http://127.0.0.1:{port}"
     try:
         connector = aiohttp.TCPConnector(limit=max(args.clients, 64) * 4)

@@ -29,6 +29,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -49,12 +50,13 @@ from bench.booking import (
     _sign_in_rows,
     _wait_ready,
     _wrk_holds,
+    auth_headers,
     days_booked,
     service_env,
 )
 from bench.results import publish
 from midas.config import Settings
-from midas.http.auth import Role, issue_access_token
+from midas.http.auth import Role
 
 Chosen = list[dict[str, str]] | None
 MODES: dict[str, Chosen] = {
@@ -68,6 +70,7 @@ def modes(args: argparse.Namespace) -> dict[str, Chosen]:
     return GOAL_MODES if args.goal else MODES
 
 
+Headers = Callable[[], tuple[dict[str, str], dict[str, str]]]  # fresh (admin, customer)
 # Per mode, per round: (requests/s, p50 ms, service CPU µs per request).
 Measured = dict[str, list[tuple[float, float, float]]]
 
@@ -84,13 +87,15 @@ async def _set_rules(session: aiohttp.ClientSession, base: str, admin: dict[str,
 
 
 async def _measure(args: argparse.Namespace, server: subprocess.Popen[bytes],
-                   session: aiohttp.ClientSession, base: str, admin: dict[str, str],
-                   customer: dict[str, str], items: list[str]) -> Measured:
+                   session: aiohttp.ClientSession, base: str, headers: Headers,
+                   items: list[str]) -> Measured:
+    """Each round asks `headers` for fresh tokens: a run may outlast an access token."""
     processes = cpu.groups({"service": server.pid}, this="load generator")
     chosen = modes(args)
     measured: Measured = {mode: [] for mode in chosen}
     first_day = FIRST_DAY
     for n in range(args.rounds + 1):  # round 0 warms the service up and is not kept
+        admin, customer = headers()
         for mode in list(chosen) if n % 2 else list(chosen)[::-1]:
             if args.goal:
                 await _set_rules(session, base, admin, on=chosen[mode] is not None)
@@ -116,9 +121,7 @@ async def run(args: argparse.Namespace) -> str:
         env=service_env(args.dsn, schema), stdout=subprocess.DEVNULL)
     accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
     settings = Settings(environment="test")
-    admin, customer = (
-        {"Authorization": f"Bearer {issue_access_token(settings, accounts[role], role)}"}
-        for role in (Role.ADMIN, Role.CUSTOMER))
+    admin, _ = auth_headers(settings, accounts)
     base = f"http://127.0.0.1:{args.port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -132,7 +135,8 @@ async def run(args: argparse.Namespace) -> str:
                                         headers=admin) as response:
                     if response.status != 201:
                         raise RuntimeError(f"the child seat: {await response.text()}")
-            measured = await _measure(args, server, session, base, admin, customer, items)
+            measured = await _measure(args, server, session, base,
+                                      lambda: auth_headers(settings, accounts), items)
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -47,7 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import aiohttp
 import asyncpg
@@ -64,11 +64,12 @@ from bench.booking import (
     _sign_in_rows,
     _wait_ready,
     _wrk_holds,
+    auth_headers,
     days_booked,
 )
 from bench.results import publish
 from midas.config import Settings
-from midas.http.auth import Role, issue_access_token
+from midas.http.auth import Role
 
 MB = 1024 * 1024
 FIRST_DAY = 2  # days after the clock's now: the first minute's holds
@@ -197,13 +198,6 @@ async def _advance_clock(session: aiohttp.ClientSession, base: str,
         left -= step
 
 
-def _tokens(settings: Settings, accounts: dict[Role, UUID]) -> tuple[dict[str, str], ...]:
-    """Fresh admin and customer authorisation headers."""
-    return tuple(
-        {"Authorization": f"Bearer {issue_access_token(settings, accounts[role], role)}"}
-        for role in (Role.ADMIN, Role.CUSTOMER))
-
-
 def _command(profile: bool) -> list[str]:
     return [sys.executable, "-m", "bench.profiled" if profile else "midas.cli"]
 
@@ -225,7 +219,7 @@ async def run(args: argparse.Namespace) -> tuple[Soak, str]:
         [sys.executable, "-m", "midas.cli", "worker"], env=env, stdout=subprocess.DEVNULL)
     settings = Settings(environment="test")
     accounts = {Role.ADMIN: uuid4(), Role.CUSTOMER: uuid4()}
-    admin, customer = _tokens(settings, accounts)
+    admin, customer = auth_headers(settings, accounts)
     base = f"http://127.0.0.1:{args.port}"
     soak = Soak()
     conn: asyncpg.Connection | None = None
@@ -239,7 +233,7 @@ async def run(args: argparse.Namespace) -> tuple[Soak, str]:
             soak.sizes_before = await _table_sizes(conn, schema)
             first_day, clock_days = FIRST_DAY, 0
             for number in range(1, args.minutes + 1):
-                admin, customer = _tokens(settings, accounts)  # an access token lasts minutes
+                admin, customer = auth_headers(settings, accounts)
                 pids = {"service": server.pid, "worker": worker.pid}
                 backends = await _backends(conn, pids.values())
                 known = backends
