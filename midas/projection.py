@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from midas import tracing
+from midas.background import stop_task
 from midas.eventstore.database import Database
 from midas.eventstore.notifier import Notifier
 from midas.eventstore.outages import is_unavailable
@@ -342,9 +343,7 @@ class ProjectionRunner:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
         self._task = None
 
     async def _run(self) -> None:

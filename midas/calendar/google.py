@@ -18,7 +18,6 @@ minute before it expires. Every pass over an item (claimed `FOR UPDATE SKIP LOCK
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import aiohttp
 import jwt
 
 from midas import tracing
+from midas.background import stop_task
 from midas.calendar.feeds import local_midnight
 from midas.calendar.importer import BusyPeriod, FeedError, item_zone, sync_blocks
 from midas.domain.inventory import Item
@@ -182,9 +182,7 @@ class GooglePusher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         if self.client is not None:
             await self.client.close()

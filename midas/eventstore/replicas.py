@@ -26,6 +26,7 @@ from typing import Protocol
 
 import asyncpg
 
+from midas.background import stop_task
 from midas.eventstore.database import Database
 from midas.eventstore.outages import is_unavailable
 
@@ -76,9 +77,7 @@ class Replicas:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         for replica in self.replicas:
             await replica.db.close()

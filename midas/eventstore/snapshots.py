@@ -18,7 +18,6 @@ autovacuum does not run or runs late (docs/operations.md, Storage).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -26,6 +25,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import JSONTranscoder
 
+from midas.background import stop_task
 from midas.eventstore.store import StoredSnapshot
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ class SnapshotWriter:
         self._closed = True
         self._pending.clear()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
 
     async def _run(self) -> None:
