@@ -180,7 +180,22 @@ def report(args: argparse.Namespace, measured: Measured) -> str:
         "|---|---:|---:|---:|---|---|",
         *rows,
         "",
+        *_by_round(measured),
     ])
+
+
+def _by_round(measured: Measured) -> list[str]:
+    """Each mode's rounds against the first mode's, in order: the spread and any drift
+    over a long run that the medians hide."""
+    first, *others = measured
+    lines = []
+    for mode in others:
+        pairs = list(zip(measured[mode], measured[first], strict=True))
+        slower = ", ".join(f"{(r[1] / p[1] - 1) * 100:+.1f}" for r, p in pairs)
+        added = ", ".join(f"{r[2] - p[2]:+.0f}" for r, p in pairs)
+        lines += [f"Round by round, {mode} against {first}: p50 {slower} %;"
+                  f" service CPU added {added} µs.", ""]
+    return lines
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ async def test_a_cancellation_lost_in_wait_for_does_not_keep_the_task_running() 
     await loop.answer()
     await asyncio.wait_for(stop_task(task), 5)  # cancels before anything else runs
     assert task.cancelled()
-    assert loop.replies in (0, 1)  # the reply that raced the cancellation
+    # 3.11 takes the reply that raced the cancellation, and the next cancel stops it.
+    assert loop.replies == (1 if sys.version_info < (3, 12) else 0)
 
 
 async def test_one_cancel_is_lost_there_on_this_python() -> None:

@@ -34,6 +34,10 @@ def test_the_report_gives_medians_and_the_round_by_round_difference() -> None:
     # +15, +80, +110: +80 (the columns apart: 300 - 200 = +100); the shares 7.5, 26.7
     # and 57.9 %: 26.7 %. The p50s: +28.6, +22.2, +33.3 %: +28.6 %.
     assert rows["three extras"] == ["3,400", "9.00", "300.0", "+80.0 (+26.7 %)", "+28.6 %"]
+    assert ("Round by round, one extra against no extras: p50 +14.3, +5.6, +16.7 %;"
+            " service CPU added +60, +10, +15 µs.") in text
+    assert ("Round by round, three extras against no extras: p50 +28.6, +22.2, +33.3 %;"
+            " service CPU added +15, +80, +110 µs.") in text
     assert re.search(r"`python -m bench\.quote_extras --rules` \(3 rounds of 5 s", text)
     assert "rules and discounts set" in text
 
